@@ -1,0 +1,11 @@
+"""Local response normalization (LRN) for JAX.
+
+``jax_lrn.lrn`` is a pure, jittable function with a closed-form ``custom_vjp`` backward, for
+both the across-channels (AlexNet) and the within-channel (Caffe) windows.
+"""
+
+from jax_lrn._lrn import lrn
+
+__version__ = "0.1.0"
+
+__all__ = ["lrn", "__version__"]

@@ -1,0 +1,48 @@
+"""Shared test cases: shapes, axes and tolerances used across the test modules."""
+
+import jax.numpy as jnp
+import numpy as np
+
+# Relative tolerance of each dtype against the float64 reference, for outputs. Every term of
+# s = k + alpha/n * sum x^2 is non-negative, so the relative error of y is bounded by a few
+# roundings per window element: float32 up to 125 terms (5x5x5) ~ 125 * 2**-24 = 7.5e-6;
+# 16-bit outputs are float32 results rounded once to the output type (half an ulp: 2**-9 for
+# bfloat16, 2**-12 for float16) after an input already exactly representable.
+RTOL = {
+  jnp.float64: 1e-12,
+  jnp.float32: 1e-5,
+  jnp.bfloat16: 2.0**-8,
+  jnp.float16: 2.0**-10,
+}
+
+DTYPES = list(RTOL)
+
+# (shape, channel_axis, spatial_axes) for within_channel; spatial_axes None = the default.
+ACROSS_CASES = [
+  ((3, 6), -1),
+  ((6, 3), 0),
+  ((2, 4, 7), 1),
+  ((2, 5, 3, 3), 1),  # NCHW
+  ((2, 3, 3, 6), -1),  # NHWC
+  ((2, 3, 6, 2), 2),  # channel in the middle
+  ((1, 2, 2, 2, 7), -1),  # rank 5
+  ((7, 1, 2, 2, 2), 0),  # channel first, rank 5
+  ((2, 3), -1),  # fewer channels than most window sizes
+]
+
+WITHIN_CASES = [
+  ((2, 7, 3), -1, None),  # 1 spatial axis
+  ((2, 6, 5, 2), -1, None),  # NHWC, 2 spatial axes
+  ((2, 2, 6, 5), 1, None),  # NCHW
+  ((2, 4, 2, 5), 2, None),  # channel in the middle
+  ((1, 3, 4, 3, 2), -1, None),  # 3 spatial axes
+  ((5, 6), 0, (1,)),  # unbatched 1-D signal per channel
+  ((6, 5, 2), -1, (0, 1)),  # unbatched HWC
+  ((2, 3, 4), 0, (1, 2)),  # CHW with channel first
+]
+
+
+def random_input(rng, shape, dtype, scale=1.0):
+  """Normal data, rounded to dtype (the reference then sees exactly what the function sees)."""
+  x = jnp.asarray(rng.normal(0.0, scale, size=shape), dtype=dtype)
+  return x, np.asarray(x, dtype=np.float64)

@@ -1,0 +1,23 @@
+"""Test-wide JAX settings: float64 available, and strict dtype promotion so hidden upcasts fail."""
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture
+def rng():
+  return np.random.default_rng(0)
+
+
+from hypothesis import settings  # noqa: E402
+
+# CI runs the same examples every time (no flaky draws); locally hypothesis explores freely.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+import os  # noqa: E402
+
+if os.environ.get("CI"):
+  settings.load_profile("ci")

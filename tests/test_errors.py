@@ -1,0 +1,117 @@
+"""Every invalid argument raises at trace time (also under jit) with a message naming it."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jax_lrn import lrn
+
+X4 = jnp.ones((2, 3, 4, 5), jnp.float32)
+
+BAD = [
+  # (kwargs, input, exception, message regex)
+  (dict(size=0), X4, ValueError, r"size must be a positive int, got 0"),
+  (dict(size=-3), X4, ValueError, r"size must be a positive int, got -3"),
+  (dict(size=2.5), X4, TypeError, r"size must be a positive int, got 2\.5 of type float"),
+  (dict(size=True), X4, TypeError, r"size must be a positive int, got True"),
+  (dict(size="5"), X4, TypeError, r"size must be a positive int, got '5'"),
+  (dict(mode="spatial"), X4, ValueError, r"mode must be one of .*'spatial'"),
+  (dict(mode=None), X4, ValueError, r"mode must be one of .*None"),
+  (dict(even_placement="middle"), X4, ValueError, r"even_placement must be one of .*'middle'"),
+  (dict(channel_axis=4), X4, ValueError, r"channel_axis=4 is out of range .* rank 4"),
+  (dict(channel_axis=-5), X4, ValueError, r"channel_axis=-5 is out of range"),
+  (dict(channel_axis=1.0), X4, TypeError, r"channel_axis must be an int, got 1\.0"),
+  (
+    dict(mode="within_channel", spatial_axes=(1, 1)),
+    X4,
+    ValueError,
+    r"spatial_axes=\(1, 1\) names an axis twice",
+  ),
+  (
+    dict(mode="within_channel", spatial_axes=(1, -3)),
+    X4,
+    ValueError,
+    r"spatial_axes=\(1, -3\) names an axis twice",
+  ),
+  (
+    dict(mode="within_channel", spatial_axes=(1, 7)),
+    X4,
+    ValueError,
+    r"spatial_axes=7 is out of range for an input of rank 4",
+  ),
+  (
+    dict(mode="within_channel", spatial_axes=(1, 3)),
+    X4,
+    ValueError,
+    r"spatial_axes=\(1, 3\) contains the channel axis \(3\)",
+  ),
+  (dict(mode="within_channel", spatial_axes=()), X4, ValueError, r"spatial_axes=\(\) is empty"),
+  (dict(mode="within_channel", spatial_axes="hw"), X4, TypeError, r"spatial_axes must be"),
+  (
+    dict(spatial_axes=(1, 2)),
+    X4,
+    ValueError,
+    r"spatial_axes=\(1, 2\) was given with mode='across_channels'",
+  ),
+  (dict(), jnp.float32(1.0), ValueError, r"rank >= 1 .* got a scalar"),
+  (
+    dict(mode="within_channel"),
+    jnp.ones((2, 3)),
+    ValueError,
+    r"needs at least one spatial axis.*rank 2.*pass spatial_axes",
+  ),
+  (
+    dict(mode="within_channel", spatial_axes=(0,)),
+    jnp.ones((3,)),
+    ValueError,
+    r"within_channel' needs an input of rank >= 2",
+  ),
+  (dict(alpha=-1.0), X4, ValueError, r"alpha must be >= 0, got -1\.0"),
+  (dict(k=-0.5), X4, ValueError, r"k must be >= 0, got -0\.5"),
+  (dict(beta=float("nan")), X4, ValueError, r"beta must be finite, got nan"),
+  (dict(alpha=float("inf")), X4, ValueError, r"alpha must be finite, got inf"),
+  (dict(k=True), X4, TypeError, r"k must be a real number or a scalar array, got True"),
+  (
+    dict(alpha=jnp.ones(3)),
+    X4,
+    ValueError,
+    r"alpha must be a scalar, got an array of shape \(3,\)",
+  ),
+  (dict(beta=jnp.array(1 + 2j)), X4, TypeError, r"beta must be a real number .* complex"),
+  (dict(), jnp.ones((2, 3), jnp.int32), TypeError, r"x must be a floating array .* int32"),
+  (dict(), jnp.ones((2, 3), jnp.bool_), TypeError, r"x must be a floating array .* bool"),
+  (dict(), jnp.ones((2, 3), jnp.complex64), TypeError, r"x must be a floating array .*complex64"),
+]
+
+
+@pytest.mark.parametrize("kwargs, x, exc, match", BAD)
+def test_bad_arguments_eager(kwargs, x, exc, match):
+  with pytest.raises(exc, match=match):
+    lrn(x, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, x, exc, match", BAD)
+def test_bad_arguments_under_jit(kwargs, x, exc, match):
+  """Raised while tracing: the error names the argument even inside jit."""
+  with pytest.raises(exc, match=match):
+    jax.jit(functools.partial(lrn, **kwargs))(x)
+
+
+def test_bad_arguments_under_vmap():
+  with pytest.raises(ValueError, match=r"needs at least one spatial axis"):
+    jax.vmap(functools.partial(lrn, mode="within_channel"))(jnp.ones((2, 4, 3)))
+
+
+def test_numpy_integer_size_and_axes_are_accepted():
+  y = lrn(X4, np.int64(3), channel_axis=np.int32(1))
+  np.testing.assert_allclose(np.asarray(y), np.asarray(lrn(X4, 3, channel_axis=1)))
+
+
+def test_mode_is_case_insensitive():
+  """Caffe spells the modes in capitals (ACROSS_CHANNELS, WITHIN_CHANNEL)."""
+  a = lrn(X4, 3, mode="WITHIN_CHANNEL")
+  b = lrn(X4, 3, mode="within_channel")
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -1,0 +1,164 @@
+"""Gradients of lrn(): numerical checks, the loop reference, and autodiff of a plain formulation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+from jax.test_util import check_grads
+
+from jax_lrn import lrn
+
+import reference
+from cases import random_input
+
+CONFIGS = [
+  # (shape, size, lrn keyword arguments)
+  ((2, 7), 5, dict(channel_axis=-1)),
+  ((2, 6, 3), 4, dict(channel_axis=1)),  # even size, default placement
+  ((2, 6, 3), 4, dict(channel_axis=1, even_placement="after")),
+  ((2, 3, 3, 5), 2, dict(channel_axis=-1)),
+  ((5, 2, 3), 7, dict(channel_axis=0)),  # window larger than the channel count
+  ((2, 5, 4, 2), 3, dict(mode="within_channel")),
+  ((2, 2, 5, 4), 4, dict(mode="within_channel", channel_axis=1)),
+  ((2, 2, 5, 4), 4, dict(mode="within_channel", channel_axis=1, even_placement="after")),
+  ((1, 3, 3, 3, 2), 2, dict(mode="within_channel")),  # 3 spatial axes
+  ((4, 5), 3, dict(mode="within_channel", channel_axis=0, spatial_axes=(1,))),
+]
+IDS = [f"{s}-n{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for s, n, kw in CONFIGS]
+PARAMS = dict(alpha=1.3, beta=0.75, k=1.2)
+
+
+def plain_lrn(
+  x,
+  size,
+  alpha,
+  beta,
+  k,
+  *,
+  mode="across_channels",
+  channel_axis=-1,
+  spatial_axes=None,
+  even_placement="before",
+):
+  """A plain formulation (one reduce_window over all window axes, lax.pow), for autodiff."""
+  ndim = x.ndim
+  if mode == "across_channels":
+    axes = (channel_axis % ndim,)
+  elif spatial_axes is None:
+    axes = tuple(a for a in range(1, ndim) if a != channel_axis % ndim)
+  else:
+    axes = tuple(a % ndim for a in spatial_axes)
+  lo = size // 2 if even_placement == "before" else (size - 1) // 2
+  window = [size if a in axes else 1 for a in range(ndim)]
+  padding = [(lo, size - 1 - lo) if a in axes else (0, 0) for a in range(ndim)]
+  sq_sum = lax.reduce_window(x * x, 0.0, lax.add, window, (1,) * ndim, padding)
+  return x * (k + alpha / size ** len(axes) * sq_sum) ** (-beta)
+
+
+@pytest.mark.parametrize("shape, size, kw", CONFIGS, ids=IDS)
+def test_check_grads_order2(rng, shape, size, kw):
+  x, _ = random_input(rng, shape, jnp.float64, scale=2.0)
+  check_grads(lambda x: lrn(x, size, **PARAMS, **kw), (x,), order=2, modes=["rev"])
+
+
+@pytest.mark.parametrize("shape, size, kw", CONFIGS, ids=IDS)
+def test_check_grads_params(rng, shape, size, kw):
+  """Gradients with respect to alpha, beta and k (a learnable LRN), to second order."""
+  x, _ = random_input(rng, shape, jnp.float64, scale=2.0)
+
+  def f(alpha, beta, k):
+    return lrn(x, size, alpha, beta, k, **kw)
+
+  args = tuple(jnp.float64(PARAMS[p]) for p in ("alpha", "beta", "k"))
+  check_grads(f, args, order=2, modes=["rev"], eps=1e-4)
+
+
+@pytest.mark.parametrize("shape, size, kw", CONFIGS, ids=IDS)
+def test_vjp_matches_reference(rng, shape, size, kw):
+  x, x64 = random_input(rng, shape, jnp.float64, scale=2.0)
+  g = rng.normal(size=shape)
+  params = tuple(jnp.float64(PARAMS[p]) for p in ("alpha", "beta", "k"))
+  _, vjp = jax.vjp(lambda x, a, b, k: lrn(x, size, a, b, k, **kw), x, *params)
+  dx, da, db, dk = vjp(jnp.asarray(g))
+  ref_kw = {("placement" if key == "even_placement" else key): v for key, v in kw.items()}
+  _, rdx, rda, rdb, rdk = reference.lrn_and_grads(x64, g, size, **PARAMS, **ref_kw)
+  np.testing.assert_allclose(np.asarray(dx), rdx, rtol=1e-11, atol=1e-13)
+  np.testing.assert_allclose([da, db, dk], [rda, rdb, rdk], rtol=1e-11)
+
+
+@pytest.mark.parametrize("shape, size, kw", CONFIGS, ids=IDS)
+def test_custom_vjp_matches_autodiff_of_plain(rng, shape, size, kw):
+  x, _ = random_input(rng, shape, jnp.float64, scale=2.0)
+  g = jnp.asarray(rng.normal(size=shape))
+  params = tuple(jnp.float64(PARAMS[p]) for p in ("alpha", "beta", "k"))
+  ours = jax.vjp(lambda *a: lrn(a[0], size, *a[1:], **kw), x, *params)[1](g)
+  plain = jax.vjp(lambda *a: plain_lrn(a[0], size, *a[1:], **kw), x, *params)[1](g)
+  for a, b in zip(ours, plain):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape, size, kw", CONFIGS[:3] + CONFIGS[5:7], ids=IDS[:3] + IDS[5:7])
+def test_second_order_matches_plain(rng, shape, size, kw):
+  """grad-of-grad through the custom backward equals that of the plain formulation."""
+  x, _ = random_input(rng, shape, jnp.float64, scale=2.0)
+  v = jnp.asarray(rng.normal(size=shape))
+
+  def gradgrad(fn):
+    inner = jax.grad(lambda x: jnp.sum(fn(x, size, **PARAMS, **kw) * v))
+    return jax.grad(lambda x: jnp.sum(inner(x) ** 2))(x)
+
+  np.testing.assert_allclose(
+    np.asarray(gradgrad(lrn)), np.asarray(gradgrad(plain_lrn)), rtol=1e-10, atol=1e-12
+  )
+
+
+def test_hessian(rng):
+  x, _ = random_input(rng, (1, 6), jnp.float64, scale=2.0)
+  f = lambda x: jnp.sum(jnp.sin(lrn(x, 4, **PARAMS)))  # noqa: E731
+  h = jax.hessian(f)(x)
+  h_plain = jax.hessian(lambda x: jnp.sum(jnp.sin(plain_lrn(x, 4, **PARAMS))))(x)
+  assert h.shape == (1, 6, 1, 6)
+  np.testing.assert_allclose(np.asarray(h), np.asarray(h_plain), rtol=1e-10, atol=1e-12)
+  flat = np.asarray(h).reshape(6, 6)
+  np.testing.assert_allclose(flat, flat.T, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+  "dtype", [jnp.float32, jnp.bfloat16, jnp.float16], ids=lambda d: jnp.dtype(d).name
+)
+@pytest.mark.parametrize("mode", ["across_channels", "within_channel"])
+def test_low_precision_gradients(rng, dtype, mode):
+  """Gradients in float32 and 16-bit (computed in float32 inside) track the float64 reference.
+
+  dx is a difference of two terms, so the error is measured against the largest entry:
+  float32 1e-5, 16-bit the output rounding 2**-8 (bfloat16) / 2**-10 (float16).
+  """
+  x, x64 = random_input(rng, (2, 5, 5, 8), dtype, scale=2.0)
+  g, g64 = random_input(rng, (2, 5, 5, 8), dtype)
+  dx = jax.vjp(lambda x: lrn(x, 5, **PARAMS, mode=mode), x)[1](g)[0]
+  assert dx.dtype == dtype
+  _, rdx, *_ = reference.lrn_and_grads(x64, g64, 5, **PARAMS, mode=mode)
+  tol = {jnp.float32: 1e-5, jnp.bfloat16: 2.0**-8, jnp.float16: 2.0**-10}[dtype]
+  err = np.max(np.abs(np.asarray(dx, np.float64) - rdx)) / np.max(np.abs(rdx))
+  assert err < tol
+
+
+def test_residuals_are_input_and_one_array(rng):
+  """The backward keeps x and s**-beta (plus three scalars), nothing else of x's size."""
+  x, _ = random_input(rng, (2, 4, 4, 8), jnp.float32)
+  for kw in (dict(), dict(mode="within_channel")):
+    _, vjp = jax.vjp(lambda x, kw=kw: lrn(x, 5, **kw), x)
+    leaves = jax.tree_util.tree_leaves(vjp)
+    big = [leaf for leaf in leaves if np.size(leaf) == x.size]
+    assert len(big) == 2
+    assert all(np.size(leaf) == 1 for leaf in leaves if np.size(leaf) != x.size)
+
+
+def test_only_requested_cotangents_are_computed(rng):
+  """With static parameters the backward builds no log (the beta cotangent is skipped)."""
+  x, _ = random_input(rng, (2, 8), jnp.float32)
+  jaxpr = str(jax.make_jaxpr(jax.grad(lambda x: lrn(x, 3, beta=0.75).sum()))(x))
+  assert "log" not in jaxpr
+  jaxpr = str(jax.make_jaxpr(jax.grad(lambda b: lrn(x, 3, beta=b).sum()))(jnp.float32(0.75)))
+  assert "log" in jaxpr
