@@ -306,6 +306,29 @@ def lrn(
   )
   # float16/bfloat16 compute in float32; float32 and float64 in themselves.
   compute_dtype = jnp.dtype(jnp.float64) if dtype == jnp.float64 else jnp.dtype(jnp.float32)
-  params = (jnp.asarray(p, dtype=compute_dtype) for p in (alpha, beta, k))
-  y = _lrn_core(cfg, jnp.asarray(x, compute_dtype), *params)
-  return y.astype(dtype)
+  x = jnp.asarray(x, compute_dtype)
+  alpha, beta, k = (jnp.asarray(p, dtype=compute_dtype) for p in (alpha, beta, k))
+  if dtype == jnp.bfloat16:
+    return _lrn_rescaled(cfg, x, alpha, beta, k).astype(dtype)
+  return _lrn_core(cfg, x, alpha, beta, k).astype(dtype)
+
+
+def _lrn_rescaled(cfg: WindowConfig, x, alpha, beta, k):
+  """LRN of float32 data whose squares may overflow float32 (bfloat16 inputs above ~1.8e19).
+
+  bfloat16 has float32's exponent range, so ``x**2`` and the window sums can overflow float32.
+  With ``x = c u`` for a power of two ``c``,
+  ``lrn(x; alpha, beta, k) = c**(1 - 2 beta) * lrn(u; alpha, beta, k / c**2)`` exactly. ``c`` is
+  the smallest power of two that brings the largest finite ``|x|`` down to where ``n`` squares sum
+  without overflow; for ordinary data ``c == 1`` and every rescaling is a multiplication by one.
+  The scale is a constant for differentiation (``stop_gradient``); autodiff carries the gradients
+  through the rescaling into the core's custom_vjp.
+  """
+  # Largest exponent T with n * (2**T)**2 < 2**127 (float32's largest power of two).
+  max_exponent = (126 - max(cfg.count - 1, 0).bit_length()) // 2
+  finite_abs = jnp.where(jnp.isfinite(x), jnp.abs(x), 0.0)
+  _, exponent = jnp.frexp(jax.lax.stop_gradient(jnp.max(finite_abs, initial=0.0)))
+  shift = jnp.maximum(exponent - max_exponent, 0).astype(x.dtype)
+  inv_c = jnp.exp2(-shift)
+  y = _lrn_core(cfg, x * inv_c, alpha, beta, k * (inv_c * inv_c))
+  return y * jnp.exp2(shift * (1.0 - 2.0 * beta))

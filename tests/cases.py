@@ -6,8 +6,8 @@ import numpy as np
 # Relative tolerance of each dtype against the float64 reference, for outputs. Every term of
 # s = k + alpha/n * sum x^2 is non-negative, so the relative error of y is bounded by a few
 # roundings per window element: float32 up to 125 terms (5x5x5) ~ 125 * 2**-24 = 7.5e-6;
-# 16-bit outputs are float32 results rounded once to the output type (half an ulp: 2**-9 for
-# bfloat16, 2**-12 for float16) after an input already exactly representable.
+# 16-bit outputs are float32 results rounded once to the output type: half an ulp, at most
+# 2**-8 relative for bfloat16 (8 significant bits) and 2**-11 for float16 (11 bits).
 RTOL = {
   jnp.float64: 1e-12,
   jnp.float32: 1e-5,

@@ -73,6 +73,12 @@ def lrn_and_grads(
 
   With ``g=None`` only ``y`` is meaningful (the gradients are returned as ``None``).
   """
+  with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    return _lrn_and_grads(x, g, size, alpha, beta, k, mode, channel_axis, spatial_axes, placement)
+
+
+def _lrn_and_grads(x, g, size, alpha, beta, k, mode, channel_axis, spatial_axes, placement):
+  # Non-finite values (k = 0 with an all-zero window, inf inputs) are legitimate outputs here.
   x, axes, n = _setup(x, size, mode, channel_axis, spatial_axes)
   y = np.zeros_like(x)
   s = np.zeros_like(x)

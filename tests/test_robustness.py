@@ -1,0 +1,161 @@
+"""Numerical robustness against the float64 reference: extreme, zero, tiny and non-finite inputs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jax_lrn import lrn
+
+import reference
+from cases import RTOL
+
+MODES = ["across_channels", "within_channel"]
+
+
+def _tiny(dtype):
+  return float(jnp.finfo(dtype).tiny)
+
+
+def _vjp(x, g, size, alpha, beta, k, **kw):
+  y, vjp = jax.vjp(lambda x: lrn(x, size, alpha, beta, k, **kw), x)
+  return y, vjp(g)[0]
+
+
+def assert_matches_where_representable(actual, ref, dtype, rtol):
+  """Relative error <= rtol where the true value is a normal number of ``dtype``; values the
+  dtype cannot represent (below its smallest normal) must come out at most that small."""
+  actual = np.asarray(actual, np.float64)
+  assert np.all(np.isfinite(actual))
+  normal = np.abs(ref) >= _tiny(dtype)
+  np.testing.assert_allclose(actual[normal], ref[normal], rtol=rtol, atol=0)
+  assert np.all(np.abs(actual[~normal]) <= _tiny(dtype))
+
+
+def _extreme_input(rng, shape, dtype, magnitude):
+  """Magnitudes spread over six decades up to ``magnitude``, random signs."""
+  x = rng.choice([-1.0, 1.0], size=shape) * magnitude * 10.0 ** rng.uniform(-6, 0, size=shape)
+  x = jnp.asarray(x, dtype)
+  return x, np.asarray(x, np.float64)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("beta", [0.5, 0.75, 0.6])
+@pytest.mark.parametrize(
+  "dtype, magnitude",
+  [(jnp.float32, 1e18), (jnp.float16, 65504.0), (jnp.bfloat16, 1e30), (jnp.bfloat16, 3e38)],
+  ids=["float32-1e18", "float16-65504", "bfloat16-1e30", "bfloat16-max"],
+)
+def test_extreme_magnitudes(rng, dtype, magnitude, beta, mode):
+  """Squares near or beyond float32's limit stay finite and accurate (outputs and gradients)."""
+  x, x64 = _extreme_input(rng, (2, 5, 5, 8), dtype, magnitude)
+  g = jnp.asarray(rng.normal(size=x.shape), dtype)
+  y, dx = _vjp(x, g, 5, 1e-4, beta, 1.0, mode=mode)
+  ry, rdx, *_ = reference.lrn_and_grads(
+    x64, np.asarray(g, np.float64), 5, 1e-4, beta, 1.0, mode=mode
+  )
+  # exp(-beta log s) loses |beta log s| ulps (log s <= ~180 here) on the general path.
+  rtol = RTOL[dtype] if beta != 0.6 or dtype != jnp.float32 else 2e-5
+  assert_matches_where_representable(y, ry, dtype, rtol)
+  assert np.all(np.isfinite(np.asarray(dx, np.float64)))
+  # dx is a difference of two terms: its error is measured against its largest entry (as in
+  # test_gradients), plus the dtype's smallest normal, below which nothing is representable.
+  err = np.max(np.abs(np.asarray(dx, np.float64) - rdx))
+  assert err <= max(RTOL[dtype], 1e-5) * np.max(np.abs(rdx)) + _tiny(dtype)
+
+
+@pytest.mark.parametrize(
+  "dtype", [jnp.float32, jnp.float16, jnp.bfloat16, jnp.float64], ids=lambda d: jnp.dtype(d).name
+)
+@pytest.mark.parametrize("mode", MODES)
+def test_all_zero_input(dtype, mode):
+  """Zeros in, zeros out, and finite (here: s**-beta = k**-beta) gradients, for k > 0."""
+  x = jnp.zeros((2, 4, 4, 6), dtype)
+  y, dx = _vjp(x, jnp.ones_like(x), 3, 1.0, 0.75, 2.0, mode=mode)
+  assert y.dtype == dtype and not np.any(np.asarray(y, np.float64))
+  np.testing.assert_allclose(np.asarray(dx, np.float64), 2.0**-0.75, rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("beta", [0.75, 0.6])
+def test_k_zero_with_all_zero_window_is_nan(beta):
+  """k = 0 and an all-zero window: s = 0, y = 0 * 0**-beta = 0 * inf = nan, as in PyTorch,
+  TensorFlow and the formula itself; windows with any non-zero element are unaffected."""
+  x = jnp.array([[0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0]], jnp.float32)
+  y = np.asarray(lrn(x, 3, 1.0, beta, 0.0))
+  ref = reference.lrn(np.asarray(x, np.float64), 3, 1.0, beta, 0.0)
+  assert np.all(np.isnan(y[0, :4])) and np.all(np.isnan(ref[0, :4]))
+  np.testing.assert_allclose(y[0, 4:], ref[0, 4:], rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=lambda d: jnp.dtype(d).name)
+@pytest.mark.parametrize(
+  "mode, shape, size, pos",
+  [
+    ("across_channels", (2, 3, 3, 16), 5, (1, 1, 2, 7)),
+    ("across_channels", (2, 3, 3, 16), 4, (1, 1, 2, 7)),
+    ("within_channel", (2, 12, 12, 2), 3, (1, 5, 6, 1)),
+  ],
+)
+def test_non_finite_stays_local(rng, bad, dtype, mode, shape, size, pos):
+  """A NaN or Inf changes only the outputs whose window contains it (and, in the gradient, only
+  elements within two windows of it); everything else is bitwise what it was."""
+  x = jnp.asarray(rng.normal(size=shape), dtype)
+  x_bad = x.at[pos].set(bad)
+  g = jnp.asarray(rng.normal(size=shape), dtype)
+  f = jax.jit(lambda x: _vjp(x, g, size, 1.0, 0.75, 1.0, mode=mode))
+  (y, dx), (y_bad, dx_bad) = f(x), f(x_bad)
+  axes = (3,) if mode == "across_channels" else (1, 2)
+  lo = size // 2  # default placement: the window of i is [i - lo, i + size - 1 - lo]
+  idx = np.indices(shape)
+
+  def within(reach_lo, reach_hi):  # positions i whose window (grown by reach) contains pos
+    inside = np.ones(shape, bool)
+    for a in axes:
+      inside &= (idx[a] - reach_lo <= pos[a]) & (pos[a] <= idx[a] + reach_hi)
+    return inside & np.all([idx[a] == pos[a] for a in range(len(shape)) if a not in axes], axis=0)
+
+  touched = within(lo, size - 1 - lo)
+  changed = np.asarray(y_bad, np.float64) != np.asarray(y, np.float64)
+  assert not np.any(changed & ~touched)
+  assert np.all(~np.isfinite(np.asarray(y_bad, np.float64)[pos]))
+  touched2 = within(size - 1, size - 1)
+  assert not np.any((np.asarray(dx_bad, np.float64) != np.asarray(dx, np.float64)) & ~touched2)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_inf_zeroes_its_neighbours(mode):
+  """An infinite input makes s infinite in its window: finite neighbours go to 0, the infinite
+  element itself to inf * 0 = nan, exactly as the formula (and the reference) says."""
+  x = jnp.ones((1, 5, 5, 7), jnp.float32).at[0, 2, 2, 3].set(jnp.inf)
+  y = np.asarray(lrn(x, 3, 1.0, 0.75, 1.0, mode=mode))
+  ref = reference.lrn(np.asarray(x, np.float64), 3, 1.0, 0.75, 1.0, mode=mode)
+  np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+  np.testing.assert_allclose(y[~np.isnan(y)], ref[~np.isnan(ref)], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+  "dtype", [jnp.float32, jnp.float16, jnp.bfloat16], ids=lambda d: jnp.dtype(d).name
+)
+@pytest.mark.parametrize("mode", MODES)
+def test_tiny_inputs_whose_squares_underflow(rng, dtype, mode):
+  """Inputs whose squares are subnormal or underflow to zero: y = x * k**-beta as in float64."""
+  smallest = {jnp.float32: 1e-30, jnp.float16: 1e-4, jnp.bfloat16: 1e-30}[dtype]
+  x, x64 = _extreme_input(rng, (2, 4, 4, 8), dtype, smallest * 1e3)
+  g = jnp.asarray(rng.normal(size=x.shape), dtype)
+  y, dx = _vjp(x, g, 5, 1.0, 0.75, 2.0, mode=mode)
+  ry, rdx, *_ = reference.lrn_and_grads(
+    x64, np.asarray(g, np.float64), 5, 1.0, 0.75, 2.0, mode=mode
+  )
+  assert_matches_where_representable(y, ry, dtype, RTOL[dtype])
+  assert_matches_where_representable(dx, rdx, dtype, RTOL[dtype])
+
+
+def test_subnormal_inputs_follow_the_platform():
+  """Subnormal inputs: the float64 reference keeps them; XLA:CPU flushes subnormal operands to
+  zero (as it does for any arithmetic), so the output is 0 or the reference value, never more."""
+  x = jnp.array([[1e-40, -2e-40, 1e-39, 3e-38]], jnp.float32)
+  y = np.asarray(lrn(x, 3, 1.0, 0.75, 1.0), np.float64)
+  ref = reference.lrn(np.asarray(x, np.float64), 3, 1.0, 0.75, 1.0)
+  assert np.all((y == 0.0) | np.isclose(y, ref, rtol=1e-6))
+  np.testing.assert_allclose(y[0, 3], ref[0, 3], rtol=1e-6)  # a normal number is kept
