@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 from jax import lax
+from jax.sharding import AxisType
 
 EVEN_PLACEMENTS = ("before", "after")
 
@@ -49,14 +51,38 @@ class WindowConfig:
   static_beta: float | None
 
 
+def _explicit_mesh_axes(v, axis: int) -> tuple[str, ...]:
+  """The mesh axes of an ``Explicit`` mesh that shard ``axis`` of ``v`` (usually none)."""
+  sharding = jax.typeof(v).sharding
+  spec, mesh = getattr(sharding, "spec", ()), getattr(sharding, "mesh", None)
+  entry = spec[axis] if mesh is not None and axis < len(spec) else None
+  names = (entry,) if isinstance(entry, str) else tuple(entry or ())
+  return tuple(
+    name for name in names if mesh.axis_types[mesh.axis_names.index(name)] == AxisType.Explicit
+  )
+
+
 def _sum_along(v, axis: int, size: int, pad: tuple[int, int]):
   window = [1] * v.ndim
   window[axis] = size
   padding = [(0, 0)] * v.ndim
   padding[axis] = pad
-  # The monoid form (literal zero init, lax.add) is what gives reduce_window its transpose rule,
-  # which grad-of-grad through the custom backward relies on.
-  return lax.reduce_window(v, np.zeros((), v.dtype), lax.add, window, (1,) * v.ndim, padding)
+
+  def windowed_sum(v):
+    # The monoid form (literal zero init, lax.add) is what gives reduce_window its transpose
+    # rule, which grad-of-grad through the custom backward relies on.
+    return lax.reduce_window(v, np.zeros((), v.dtype), lax.add, window, (1,) * v.ndim, padding)
+
+  explicit = _explicit_mesh_axes(v, axis)
+  if explicit:
+    # On an Explicit mesh, JAX's sharding-in-types rules reject the padding that the transpose
+    # of a windowed sum over a sharded axis introduces (grad-of-grad). Inside auto_axes the
+    # SPMD partitioner handles it, with halo exchanges (collective-permutes), and the result
+    # keeps v's sharding.
+    return jax.sharding.auto_axes(windowed_sum, axes=explicit, out_sharding=jax.typeof(v).sharding)(
+      v
+    )
+  return windowed_sum(v)
 
 
 def window_sum(v, cfg: WindowConfig):

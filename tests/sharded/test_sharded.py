@@ -1,0 +1,140 @@
+"""lrn() on 8 devices: sharded along batch, spatial and channel axes, Auto and Explicit meshes.
+
+These tests need 8 devices. On CPU they run in their own process with
+``XLA_FLAGS=--xla_force_host_platform_device_count=8`` (``tests/test_sharding.py`` starts it);
+in a process with fewer devices they are skipped.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jax_lrn import lrn
+
+pytestmark = pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 devices")
+
+AXIS_TYPES = [AxisType.Auto, AxisType.Explicit]
+SHARDINGS = [
+  # (partition spec of an NHWC array, lrn kwargs, which collectives the window needs)
+  (P("d"), dict(), "none"),  # batch: embarrassingly parallel
+  (P(None, "d"), dict(), "none"),  # spatial axis, channel window: no exchange
+  (P(None, None, None, "d"), dict(), "halo"),  # channel axis, channel window
+  (P(None, None, None, "d"), dict(size=4), "halo"),  # even window
+  (P(None, "d"), dict(mode="within_channel"), "halo"),  # spatial axis, spatial window
+  (P(None, None, None, "d"), dict(mode="within_channel"), "none"),
+]
+IDS = [f"{spec}-{kw}" for spec, kw, _ in SHARDINGS]
+
+
+def _data(dtype=jnp.float32):
+  rng = np.random.default_rng(0)
+  return jnp.asarray(rng.normal(size=(8, 16, 16, 32)), dtype)
+
+
+def _functions(kw):
+  kw = dict(dict(size=5, alpha=1.0), **kw)
+  fwd = jax.jit(lambda x: lrn(x, **kw))
+  grad = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(lrn(x, **kw)))))
+  return fwd, grad
+
+
+def _collectives(hlo: str) -> dict[str, int]:
+  names = ["collective-permute", "all-gather", "all-reduce", "all-to-all", "reduce-scatter"]
+  return {name: hlo.count(f" {name}(") + hlo.count(f" {name}-start(") for name in names}
+
+
+@pytest.mark.parametrize("axis_type", AXIS_TYPES, ids=str)
+@pytest.mark.parametrize("spec, kw, exchange", SHARDINGS, ids=IDS)
+def test_sharded_equals_unsharded(axis_type, spec, kw, exchange):
+  """Bitwise: the partitioned program computes every element exactly as the unsharded one."""
+  del exchange
+  x = _data()
+  fwd, grad = _functions(kw)
+  y_ref, dx_ref = fwd(x), grad(x)
+  mesh = jax.make_mesh((8,), ("d",), axis_types=(axis_type,))
+  xs = jax.device_put(x, NamedSharding(mesh, spec))
+  with jax.set_mesh(mesh):
+    y, dx = fwd(xs), grad(xs)
+  np.testing.assert_array_equal(np.asarray(y), np.asarray(y_ref))
+  np.testing.assert_array_equal(np.asarray(dx), np.asarray(dx_ref))
+  assert y.sharding.is_equivalent_to(xs.sharding, x.ndim)
+  assert dx.sharding.is_equivalent_to(xs.sharding, x.ndim)
+
+
+@pytest.mark.parametrize("axis_type", AXIS_TYPES, ids=str)
+@pytest.mark.parametrize("spec, kw, exchange", SHARDINGS, ids=IDS)
+def test_window_exchanges_halos_not_whole_arrays(axis_type, spec, kw, exchange):
+  """A sharded window axis is served by collective-permutes of the halo, never an all-gather."""
+  x = _data()
+  mesh = jax.make_mesh((8,), ("d",), axis_types=(axis_type,))
+  xs = jax.device_put(x, NamedSharding(mesh, spec))
+  for f in _functions(kw):
+    with jax.set_mesh(mesh):
+      counts = _collectives(f.lower(xs).compile().as_text())
+    assert counts["all-gather"] == 0 and counts["all-to-all"] == 0, counts
+    if exchange == "halo":
+      assert counts["collective-permute"] > 0, counts
+    else:
+      assert counts["collective-permute"] == 0, counts
+
+
+@pytest.mark.parametrize("axis_type", AXIS_TYPES, ids=str)
+def test_two_dimensional_mesh(axis_type):
+  """Batch over one mesh axis, channels over the other (data + model parallel)."""
+  x = _data()
+  fwd, grad = _functions(dict(size=3))
+  mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(axis_type,) * 2)
+  xs = jax.device_put(x, NamedSharding(mesh, P("data", None, None, "model")))
+  with jax.set_mesh(mesh):
+    y, dx = fwd(xs), grad(xs)
+  np.testing.assert_array_equal(np.asarray(y), np.asarray(fwd(x)))
+  np.testing.assert_array_equal(np.asarray(dx), np.asarray(grad(x)))
+  assert y.sharding.is_equivalent_to(xs.sharding, x.ndim)
+
+
+@pytest.mark.parametrize("axis_type", AXIS_TYPES, ids=str)
+@pytest.mark.parametrize("mode", ["across_channels", "within_channel"])
+def test_grad_of_grad_with_sharded_window_axis(axis_type, mode):
+  x = _data()
+  spec = P(None, None, None, "d") if mode == "across_channels" else P(None, "d")
+
+  def gradgrad(x):
+    inner = jax.grad(lambda x: jnp.sum(lrn(x, 5, 1.0, mode=mode) ** 2))
+    return jax.grad(lambda x: jnp.sum(inner(x) ** 2))(x)
+
+  f = jax.jit(gradgrad)
+  mesh = jax.make_mesh((8,), ("d",), axis_types=(axis_type,))
+  xs = jax.device_put(x, NamedSharding(mesh, spec))
+  with jax.set_mesh(mesh):
+    out = f(xs)
+  ref = f(x)
+  np.testing.assert_allclose(
+    np.asarray(out), np.asarray(ref), rtol=1e-5, atol=1e-6 * np.max(np.abs(np.asarray(ref)))
+  )
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=lambda d: jnp.dtype(d).name)
+def test_sharded_16_bit(dtype):
+  x = _data(dtype)
+  fwd, grad = _functions(dict())
+  mesh = jax.make_mesh((8,), ("d",), axis_types=(AxisType.Explicit,))
+  xs = jax.device_put(x, NamedSharding(mesh, P(None, None, None, "d")))
+  with jax.set_mesh(mesh):
+    y = fwd(xs)
+  np.testing.assert_array_equal(np.asarray(y, np.float32), np.asarray(fwd(x), np.float32))
+
+
+def test_inside_shard_map():
+  """lrn() per batch shard inside jax.shard_map (each device sees (1, H, W, C))."""
+  x = _data()
+  mesh = jax.make_mesh((8,), ("d",), axis_types=(AxisType.Explicit,))
+  f = jax.jit(jax.shard_map(lambda x: lrn(x, 5, 1.0), mesh=mesh, in_specs=P("d"), out_specs=P("d")))
+  xs = jax.device_put(x, NamedSharding(mesh, P("d")))
+  y = f(xs)
+  np.testing.assert_array_equal(np.asarray(y), np.asarray(jax.jit(lambda x: lrn(x, 5, 1.0))(x)))
+  g = jax.jit(jax.grad(lambda x: jnp.sum(f(x) ** 2)))(xs)
+  g_ref = jax.jit(jax.grad(lambda x: jnp.sum(lrn(x, 5, 1.0) ** 2)))(x)
+  np.testing.assert_array_equal(np.asarray(g), np.asarray(g_ref))
