@@ -1,0 +1,76 @@
+"""jax.export: serialize, deserialize and call a jitted lrn() and a Flax model that uses it."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import export
+
+from jax_lrn import lrn
+
+from cases import random_input
+
+
+def _round_trip(fn, *specs):
+  exported = export.export(jax.jit(fn))(*specs)
+  restored = export.deserialize(exported.serialize())
+  return restored
+
+
+@pytest.mark.parametrize("mode", ["across_channels", "within_channel"])
+def test_export_round_trip(rng, mode):
+  x, _ = random_input(rng, (2, 7, 7, 12), jnp.float32)
+  fn = lambda x: lrn(x, 5, 1e-2, 0.75, 2.0, mode=mode)  # noqa: E731
+  restored = _round_trip(fn, jax.ShapeDtypeStruct(x.shape, x.dtype))
+  np.testing.assert_array_equal(np.asarray(restored.call(x)), np.asarray(jax.jit(fn)(x)))
+
+
+def test_export_gradient_round_trip(rng):
+  """The custom_vjp backward exports too (as part of an exported gradient function)."""
+  x, _ = random_input(rng, (2, 5, 5, 8), jnp.float32)
+  fn = jax.grad(lambda x: jnp.sum(lrn(x, 3, 1.0) ** 2))
+  restored = _round_trip(fn, jax.ShapeDtypeStruct(x.shape, x.dtype))
+  np.testing.assert_array_equal(np.asarray(restored.call(x)), np.asarray(jax.jit(fn)(x)))
+
+
+def test_export_symbolic_batch(rng):
+  (batch,) = export.symbolic_shape("b")
+  spec = jax.ShapeDtypeStruct((batch, 6, 6, 16), jnp.float32)
+  fn = lambda x: lrn(x, 5, 1e-2)  # noqa: E731
+  restored = _round_trip(fn, spec)
+  assert "b" in str(restored.in_avals[0].shape)
+  for n in (1, 3, 8):
+    x, _ = random_input(rng, (n, 6, 6, 16), jnp.float32)
+    np.testing.assert_array_equal(np.asarray(restored.call(x)), np.asarray(jax.jit(fn)(x)))
+
+
+class SmallNet(nn.Module):
+  """Conv -> ReLU -> LRN -> pool -> dense: the AlexNet pattern in miniature."""
+
+  @nn.compact
+  def __call__(self, x):
+    x = nn.relu(nn.Conv(16, (3, 3))(x))
+    x = lrn(x, 5, 5e-4, 0.75, 2.0)
+    x = nn.max_pool(x, (2, 2), (2, 2))
+    return nn.Dense(10)(x.reshape(x.shape[0], -1))
+
+
+@pytest.mark.parametrize("symbolic", [False, True])
+def test_export_flax_model(rng, symbolic):
+  model = SmallNet()
+  x, _ = random_input(rng, (4, 8, 8, 3), jnp.float32)
+  params = model.init(jax.random.key(0), x)
+  shape = (export.symbolic_shape("b")[0], 8, 8, 3) if symbolic else x.shape
+  restored = _round_trip(
+    model.apply,
+    jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), params),
+    jax.ShapeDtypeStruct(shape, jnp.float32),
+  )
+  expected = jax.jit(model.apply)(params, x)
+  np.testing.assert_array_equal(np.asarray(restored.call(params, x)), np.asarray(expected))
+  if symbolic:
+    x2, _ = random_input(rng, (2, 8, 8, 3), jnp.float32)
+    np.testing.assert_array_equal(
+      np.asarray(restored.call(params, x2)), np.asarray(jax.jit(model.apply)(params, x2))
+    )
