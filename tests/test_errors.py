@@ -100,7 +100,16 @@ def test_bad_arguments_under_jit(kwargs, x, exc, match):
     jax.jit(functools.partial(lrn, **kwargs))(x)
 
 
-def test_bad_arguments_under_vmap():
+@pytest.mark.parametrize("kwargs, x, exc, match", BAD)
+def test_bad_arguments_under_vmap(kwargs, x, exc, match):
+  """Under vmap each example has x's shape, so the same messages come out."""
+  with pytest.raises(exc, match=match):
+    jax.vmap(functools.partial(lrn, **kwargs))(jnp.stack([x, x]))
+
+
+def test_vmap_removes_the_batch_axis_from_the_default_spatial_axes():
+  """Inside vmap an (H, W, C) example has no batch axis: the default spatial_axes (every axis
+  but 0 and the channel axis) would then be wrong, so a rank-2 example is refused."""
   with pytest.raises(ValueError, match=r"needs at least one spatial axis"):
     jax.vmap(functools.partial(lrn, mode="within_channel"))(jnp.ones((2, 4, 3)))
 

@@ -1,4 +1,9 @@
-"""Hypothesis: random shapes, axes, modes, sizes and parameters against the loop reference."""
+"""Hypothesis: random shapes (size-0 and size-1 axes too), axes, modes, window sizes larger than
+the axis, parameters and dtypes, against the float64 loop reference, forward and gradient.
+
+Example counts are bounded (``max_examples``) so the suite stays fast; CI runs them
+derandomized (see conftest.py).
+"""
 
 import jax
 import jax.numpy as jnp
@@ -9,20 +14,22 @@ from hypothesis import strategies as st
 from jax_lrn import lrn
 
 import reference
+from cases import RTOL
+
+DTYPES = [jnp.float64, jnp.float32, jnp.bfloat16, jnp.float16]
 
 
 @st.composite
-def lrn_cases(draw):
+def lrn_cases(draw, min_dim=1, dtypes=(jnp.float64,)):
   ndim = draw(st.integers(1, 4))
-  shape = tuple(draw(st.lists(st.integers(1, 5), min_size=ndim, max_size=ndim)))
-  mode = (
-    draw(st.sampled_from(["across_channels", "within_channel"]))
-    if ndim >= 2
-    else ("across_channels")
-  )
+  shape = tuple(draw(st.lists(st.integers(min_dim, 5), min_size=ndim, max_size=ndim)))
+  modes = ["across_channels", "within_channel"] if ndim >= 2 else ["across_channels"]
+  mode = draw(st.sampled_from(modes))
   channel_axis = draw(st.integers(-ndim, ndim - 1))
   kw = dict(
-    mode=mode, channel_axis=channel_axis, even_placement=draw(st.sampled_from(["before", "after"]))
+    mode=mode,
+    channel_axis=channel_axis,
+    even_placement=draw(st.sampled_from(["before", "after"])),
   )
   if mode == "within_channel":
     others = [a for a in range(ndim) if a != channel_axis % ndim]
@@ -34,20 +41,47 @@ def lrn_cases(draw):
   alpha = draw(st.floats(0.0, 4.0))
   beta = draw(st.one_of(st.sampled_from([0.5, 0.75, 1.0]), st.floats(0.0, 2.0)))
   k = draw(st.floats(0.1, 3.0))
+  dtype = draw(st.sampled_from(dtypes))
   seed = draw(st.integers(0, 2**31 - 1))
-  return shape, size, alpha, beta, k, kw, seed
+  return shape, size, alpha, beta, k, kw, dtype, seed
+
+
+def _reference(x, g, size, alpha, beta, k, kw):
+  ref_kw = {("placement" if key == "even_placement" else key): v for key, v in kw.items()}
+  return reference.lrn_and_grads(x, g, size, alpha, beta, k, **ref_kw)
 
 
 @settings(max_examples=60, deadline=None)
 @given(lrn_cases())
-def test_forward_and_vjp_match_reference(case):
-  shape, size, alpha, beta, k, kw, seed = case
+def test_float64_forward_and_vjp(case):
+  shape, size, alpha, beta, k, kw, dtype, seed = case
   rng = np.random.default_rng(seed)
   x = rng.normal(0.0, 2.0, size=shape)
   g = rng.normal(size=shape)
-  y, vjp = jax.vjp(lambda x: lrn(x, size, alpha, beta, k, **kw), jnp.asarray(x))
-  (dx,) = vjp(jnp.asarray(g))
-  ref_kw = {("placement" if key == "even_placement" else key): v for key, v in kw.items()}
-  ry, rdx, *_ = reference.lrn_and_grads(x, g, size, alpha, beta, k, **ref_kw)
+  y, vjp = jax.vjp(lambda x: lrn(x, size, alpha, beta, k, **kw), jnp.asarray(x, dtype))
+  (dx,) = vjp(jnp.asarray(g, dtype))
+  ry, rdx, *_ = _reference(x, g, size, alpha, beta, k, kw)
   np.testing.assert_allclose(np.asarray(y), ry, rtol=1e-12)
   np.testing.assert_allclose(np.asarray(dx), rdx, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(lrn_cases(min_dim=0, dtypes=DTYPES))
+def test_all_dtypes_and_empty_axes(case):
+  """Outputs per element within the dtype's tolerance; gradients against their largest entry."""
+  shape, size, alpha, beta, k, kw, dtype, seed = case
+  rng = np.random.default_rng(seed)
+  x = jnp.asarray(rng.normal(0.0, 2.0, size=shape), dtype)
+  g = jnp.asarray(rng.normal(size=shape), dtype)
+  y, vjp = jax.vjp(lambda x: lrn(x, size, alpha, beta, k, **kw), x)
+  (dx,) = vjp(g)
+  assert y.shape == dx.shape == shape and y.dtype == dx.dtype == dtype
+  ry, rdx, *_ = _reference(
+    np.asarray(x, np.float64), np.asarray(g, np.float64), size, alpha, beta, k, kw
+  )
+  # exp(-beta log s) (non-quarter beta) adds |beta log s| < 2 * 4 ulps of float32.
+  rtol = max(RTOL[dtype], 1e-12 if dtype == jnp.float64 else 1e-5 * 8)
+  np.testing.assert_allclose(np.asarray(y, np.float64), ry, rtol=rtol, atol=0)
+  if rdx.size:
+    scale = max(np.max(np.abs(rdx)), 1e-30)
+    assert np.max(np.abs(np.asarray(dx, np.float64) - rdx)) <= rtol * 2 * scale
