@@ -1,6 +1,8 @@
-"""Caffe's CPU LRN layer, transcribed into NumPy float32 (Caffe itself cannot be installed here).
+"""Caffe's CPU LRN layer, transcribed into NumPy float32 (Caffe is not pip-installable).
 
-Followed line by line, from BVLC/caffe (master):
+Followed line by line, from BVLC/caffe (files as read at commits lrn_layer.cpp baafcd1,
+pooling_layer.cpp 25a4973, power_layer.cpp 310574f, eltwise_layer.cpp f19b401, split_layer.cpp
+ea85572; ``stable_prod_grad`` defaults to true in ``EltwiseParameter``, caffe.proto):
 
 * ``src/caffe/layers/lrn_layer.cpp``
   - ``LayerSetUp``: ``CHECK_EQ(size_ % 2, 1)``, ``pre_pad_ = (size_ - 1) / 2``; for
