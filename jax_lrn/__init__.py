@@ -1,11 +1,13 @@
 """Local response normalization (LRN) for JAX.
 
 ``jax_lrn.lrn`` is a pure, jittable function with a closed-form ``custom_vjp`` backward, for
-both the across-channels (AlexNet) and the within-channel (Caffe) windows.
+both the across-channels (AlexNet) and the within-channel (Caffe) windows. ``jax_lrn.compat``
+reproduces the conventions of Caffe, TensorFlow, PyTorch, ONNX, cuDNN and MXNet exactly.
 """
 
+from jax_lrn import compat
 from jax_lrn._lrn import lrn
 
 __version__ = "0.1.0"
 
-__all__ = ["lrn", "__version__"]
+__all__ = ["lrn", "compat", "__version__"]
