@@ -1,5 +1,7 @@
 """Numerical robustness against the float64 reference: extreme, zero, tiny and non-finite inputs."""
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,6 +87,21 @@ def test_k_zero_with_all_zero_window_is_nan(beta):
   ref = reference.lrn(np.asarray(x, np.float64), 3, 1.0, beta, 0.0)
   assert np.all(np.isnan(y[0, :4])) and np.all(np.isnan(ref[0, :4]))
   np.testing.assert_allclose(y[0, 4:], ref[0, 4:], rtol=1e-6)
+
+
+@pytest.mark.parametrize("case, k", [("k0", 0.0), ("zeros", 1.0)])
+def test_degenerate_inputs_match_the_frameworks(case, k):
+  """Outputs and gradients, nan pattern included, equal what PyTorch, TensorFlow and
+  onnxruntime returned (tests/fixtures/degenerate.npz, from tools/make_degenerate_fixture.py)."""
+  fixture = np.load(pathlib.Path(__file__).parent / "fixtures" / "degenerate.npz")
+  x = jnp.asarray(fixture[f"{case}_x"])
+  y, dx = _vjp(x, jnp.ones_like(x), 3, 1.0, 0.75, k, channel_axis=1)
+  for framework in ("torch", "tensorflow", "onnxruntime"):
+    np.testing.assert_allclose(np.asarray(y), fixture[f"{case}_{framework}_y"], rtol=1e-6)
+    if f"{case}_{framework}_dx" in fixture:
+      np.testing.assert_allclose(np.asarray(dx), fixture[f"{case}_{framework}_dx"], rtol=1e-6)
+  if case == "k0":
+    assert np.all(np.isnan(np.asarray(y)[:, :4])) and np.all(np.isfinite(np.asarray(y)[:, 4:]))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
