@@ -211,6 +211,12 @@ def train_variant(variant: str, data, args, bar) -> list[dict]:
         seconds_per_step=float(np.median(timed)) / n_batches,
       )
     )
+    if variant == "lrn_learnable":  # the trained k, alpha, beta of both LRN layers
+      trained = nnx.merge(graphdef, params, rest)
+      runs[-1]["learned"] = {
+        name: {key: float(v) for key, v in norm.layer.values().items()}
+        for name, norm in (("norm1", trained.norm1), ("norm2", trained.norm2))
+      }
   return runs
 
 
@@ -321,6 +327,13 @@ def main(argv: list[str] | None = None) -> None:
   plot(records, args, args.out / "accuracy.png")
   print()
   print(table)
+  for record in records:
+    if "learned" in record:
+      values = ", ".join(
+        f"{layer} " + " ".join(f"{k}={v:.3g}" for k, v in learned.items())
+        for layer, learned in record["learned"].items()
+      )
+      print(f"learned LRN (seed {record['seed']}): {values}")
   print(f"total wall time {wall:.1f} s on {os.cpu_count()} CPU core(s)")
   print(
     f"wrote {args.out / 'results.md'}, {args.out / 'results.json'}, {args.out / 'accuracy.png'}"

@@ -76,7 +76,8 @@ def test_alexnet_ungrouped_parameter_count():
 
 
 def test_lrn_experiment_smoke(tmp_path):
-  out = _run("lrn_experiment.py", "--smoke", "--out", str(tmp_path))
+  variants = ["none", "lrn_across", "lrn_within", "batchnorm", "groupnorm", "lrn_learnable"]
+  out = _run("lrn_experiment.py", "--smoke", "--out", str(tmp_path), "--variants", *variants)
   table = (tmp_path / "results.md").read_text()
   assert table in out.replace("\r", "")
   rows = [line for line in table.splitlines() if line.startswith("| ") and "%" in line]
@@ -86,6 +87,7 @@ def test_lrn_experiment_smoke(tmp_path):
     "| LRN within channel (3x3)",
     "| BatchNorm",
     "| GroupNorm (8 groups)",
+    "| LRN across channels, learnable k/alpha/beta",
   ]
   for row in rows:
     accuracy = float(re.search(r"\| ([\d.]+) ± [\d.]+ % \|", row)[1])
@@ -93,8 +95,12 @@ def test_lrn_experiment_smoke(tmp_path):
   png = (tmp_path / "accuracy.png").read_bytes()
   assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
   runs = json.loads((tmp_path / "results.json").read_text())["runs"]
-  assert len(runs) == 5
+  assert len(runs) == 6
   assert all(len(run["test_accuracy"]) == 1 for run in runs)
+  learned = runs[-1]["learned"]
+  assert sorted(learned) == ["norm1", "norm2"]
+  assert all(v > 0 for layer in learned.values() for v in layer.values())
+  assert "learned LRN (seed 0): norm1 alpha=" in out
 
 
 @pytest.mark.parametrize("argv", [["--lr", "0"], ["--activation", "sigmoid"]])
