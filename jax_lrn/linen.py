@@ -1,0 +1,122 @@
+"""Local response normalization as a ``flax.linen`` module, a thin shell over ``jax_lrn.lrn``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from jax_lrn._layer import LEARNABLE, check_hyperparameters, constrain, initial_raw
+from jax_lrn._lrn import EvenPlacement, Mode, lrn
+
+
+class LocalResponseNorm(nn.Module):
+  r"""Local response normalization layer (Flax Linen).
+
+  .. math::
+
+    y_i = x_i \, \Bigl(k + \frac{\alpha}{n} \sum_{j \in W(i)} x_j^2\Bigr)^{-\beta}
+
+  The fields are the arguments of :func:`jax_lrn.lrn`, with the same names and defaults, and
+  the output is exactly ``lrn(x, ...)`` (and equal to :class:`jax_lrn.nnx.LocalResponseNorm`'s):
+  ``alpha`` is divided by the window's element count ``n`` (Caffe, PyTorch, ONNX); for the
+  AlexNet paper's ``alpha=1e-4`` (not divided) pass ``alpha=5e-4`` with ``size=5``.
+
+  By default ``init`` returns no parameters. With ``learnable=True`` the module has three
+  scalar params ``raw_alpha``, ``raw_beta``, ``raw_k``; the values used are ``softplus(raw)``
+  (always ``> 0``), and the raw params are initialised to ``softplus^{-1}`` of the given values,
+  so a fresh module computes exactly what the fixed one does. Gradients reach them through the
+  ``custom_vjp`` of :func:`jax_lrn.lrn`. :meth:`values` reads the current values from params.
+
+  Attributes:
+    size: window length (per spatial axis in ``within_channel`` mode); a positive int.
+    alpha: scale of the summed squares (divided by ``n``); ``>= 0`` (``> 0`` if learnable).
+    beta: exponent (``> 0`` if learnable).
+    k: additive constant; ``>= 0`` (``> 0`` if learnable).
+    mode: ``"across_channels"`` or ``"within_channel"``.
+    channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW).
+    spatial_axes: ``within_channel`` only; ``None`` = every axis but 0 and ``channel_axis``.
+    even_placement: ``"before"`` (PyTorch) or ``"after"`` (ONNX, cuDNN) for even sizes.
+    learnable: train ``alpha``, ``beta`` and ``k``.
+    param_dtype: dtype of the raw params when learnable.
+
+  Raises:
+    TypeError, ValueError: at construction (so also from ``init``) for a bad size, mode,
+      placement, value or type; at ``init`` for axes out of range for the input (the messages
+      of :func:`jax_lrn.lrn`).
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from jax_lrn.linen import LocalResponseNorm
+    >>> x = jnp.ones((2, 8, 8, 16))
+    >>> norm = LocalResponseNorm(size=5, alpha=5e-4, beta=0.75, k=2.0)  # AlexNet paper values
+    >>> variables = norm.init(jax.random.key(0), x)
+    >>> variables
+    {}
+    >>> norm.apply(variables, x).shape
+    (2, 8, 8, 16)
+    >>> learned = LocalResponseNorm(size=3, alpha=1.0, learnable=True)
+    >>> params = learned.init(jax.random.key(0), x)["params"]
+    >>> sorted(params)
+    ['raw_alpha', 'raw_beta', 'raw_k']
+    >>> {name: round(float(v), 4) for name, v in LocalResponseNorm.values(params).items()}
+    {'alpha': 1.0, 'beta': 0.75, 'k': 1.0}
+  """
+
+  size: int = 5
+  alpha: float = 1e-4
+  beta: float = 0.75
+  k: float = 1.0
+  mode: Mode = "across_channels"
+  channel_axis: int = -1
+  spatial_axes: Sequence[int] | None = None
+  even_placement: EvenPlacement = "before"
+  learnable: bool = False
+  param_dtype: Any = jnp.float32
+
+  def __post_init__(self) -> None:
+    spatial_axes = check_hyperparameters(
+      self.size,
+      self.alpha,
+      self.beta,
+      self.k,
+      mode=self.mode,
+      channel_axis=self.channel_axis,
+      spatial_axes=self.spatial_axes,
+      even_placement=self.even_placement,
+      learnable=self.learnable,
+    )
+    # A tuple keeps the module hashable when spatial_axes is given as a list.
+    object.__setattr__(self, "spatial_axes", spatial_axes)
+    super().__post_init__()
+
+  @staticmethod
+  def values(params: Mapping[str, Any]) -> dict[str, jax.Array]:
+    """The ``alpha``, ``beta``, ``k`` of a learnable module, from its ``params`` collection."""
+    return {name: constrain(params[f"raw_{name}"]) for name in LEARNABLE}
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Normalizes ``x``; returns an array of its shape and dtype."""
+    if self.learnable:
+      params = {
+        f"raw_{name}": self.param(
+          f"raw_{name}", lambda _key, v: initial_raw(v, self.param_dtype), getattr(self, name)
+        )
+        for name in LEARNABLE
+      }
+      hyper = self.values(params)
+    else:
+      hyper = {"alpha": self.alpha, "beta": self.beta, "k": self.k}
+    return lrn(
+      x,
+      self.size,
+      **hyper,
+      mode=self.mode,
+      channel_axis=self.channel_axis,
+      spatial_axes=self.spatial_axes,
+      even_placement=self.even_placement,
+    )

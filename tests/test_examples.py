@@ -1,0 +1,131 @@
+"""Every example runs end to end in its smoke mode (in a subprocess, as a user runs it) and
+writes or prints what it promises; AlexNet has the published parameter counts."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _run(script: str, *args: str, env: dict | None = None) -> str:
+  result = subprocess.run(
+    [sys.executable, str(EXAMPLES / script), *args],
+    capture_output=True,
+    text=True,
+    env={**os.environ, **(env or {})},
+    timeout=600,
+  )
+  assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
+  return result.stdout
+
+
+def _alexnet_parameters(groups: int) -> int:
+  """Weights + biases of the 227x227, 1000-class AlexNet, layer by layer."""
+  conv1 = 11 * 11 * 3 * 96 + 96
+  conv2 = 5 * 5 * (96 // groups) * 256 + 256
+  conv3 = 3 * 3 * 256 * 384 + 384
+  conv4 = 3 * 3 * (384 // groups) * 384 + 384
+  conv5 = 3 * 3 * (384 // groups) * 256 + 256
+  fc6 = (6 * 6 * 256) * 4096 + 4096  # conv5 output after the third pooling: 6x6x256
+  fc7 = 4096 * 4096 + 4096
+  fc8 = 4096 * 1000 + 1000
+  return conv1 + conv2 + conv3 + conv4 + conv5 + fc6 + fc7 + fc8
+
+
+def test_alexnet_parameter_formula_matches_published_counts():
+  # Caffe's bvlc_alexnet (two towers as groups) and the ungrouped single tower.
+  assert _alexnet_parameters(2) == 60_965_224
+  assert _alexnet_parameters(1) == 62_378_344
+
+
+def test_alexnet_smoke():
+  out = _run("alexnet.py", "--smoke")
+  n = f"{_alexnet_parameters(2):,}"
+  assert f"parameters: NNX {n}, Linen {n}" in out
+  diff = float(re.search(r"NNX vs Linen with the same weights: max \|diff\| (\S+)", out)[1])
+  assert diff <= 1e-5
+  for api in ("NNX", "Linen"):
+    assert re.search(rf"{api} forward: +\(1, 227, 227, 3\) -> \(1, 1000\)", out)
+    loss = float(re.search(rf"{api} step 1/1: loss (\S+)", out)[1])
+    assert 0.0 < loss < 100.0
+
+
+def test_alexnet_ungrouped_parameter_count():
+  """The ``--groups 1`` models, counted from abstract shapes in process (nothing allocated)."""
+  sys.path.insert(0, str(EXAMPLES))
+  try:
+    import alexnet
+  finally:
+    sys.path.remove(str(EXAMPLES))
+  from flax import nnx
+
+  nnx_model = nnx.eval_shape(lambda: alexnet.AlexNetNNX(groups=1, rngs=nnx.Rngs(0)))
+  x = jax.ShapeDtypeStruct((1, 227, 227, 3), jax.numpy.float32)
+  linen_vars = jax.eval_shape(alexnet.AlexNetLinen(groups=1).init, jax.random.key(0), x)
+  expected = _alexnet_parameters(1)
+  assert alexnet.count(nnx.state(nnx_model, nnx.Param)) == expected
+  assert alexnet.count(linen_vars) == expected
+  assert alexnet.expected_parameter_count(1) == expected
+
+
+def test_lrn_experiment_smoke(tmp_path):
+  variants = ["none", "lrn_across", "lrn_within", "batchnorm", "groupnorm", "lrn_learnable"]
+  out = _run("lrn_experiment.py", "--smoke", "--out", str(tmp_path), "--variants", *variants)
+  table = (tmp_path / "results.md").read_text()
+  assert table in out.replace("\r", "")
+  rows = [line for line in table.splitlines() if line.startswith("| ") and "%" in line]
+  assert [row.split(" | ")[0] for row in rows] == [
+    "| no normalization",
+    "| LRN across channels (size 5)",
+    "| LRN within channel (3x3)",
+    "| BatchNorm",
+    "| GroupNorm (8 groups)",
+    "| LRN across channels, learnable k/alpha/beta",
+  ]
+  for row in rows:
+    accuracy = float(re.search(r"\| ([\d.]+) ± [\d.]+ % \|", row)[1])
+    assert 0.0 <= accuracy <= 100.0
+  png = (tmp_path / "accuracy.png").read_bytes()
+  assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+  runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+  assert len(runs) == 6
+  assert all(len(run["test_accuracy"]) == 1 for run in runs)
+  learned = runs[-1]["learned"]
+  assert sorted(learned) == ["norm1", "norm2"]
+  assert all(v > 0 for layer in learned.values() for v in layer.values())
+  assert "learned LRN (seed 0): norm1 alpha=" in out
+
+
+@pytest.mark.parametrize("argv", [["--lr", "0"], ["--activation", "sigmoid"]])
+def test_lrn_experiment_rejects_bad_flags(argv):
+  result = subprocess.run(
+    [sys.executable, str(EXAMPLES / "lrn_experiment.py"), *argv], capture_output=True, text=True
+  )
+  assert result.returncode == 2
+  assert "error:" in result.stderr
+
+
+def test_scaling_on_8_simulated_devices():
+  # The flag only affects the subprocess; this process keeps its own devices.
+  flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+  out = _run("scaling.py", "--smoke", env={"XLA_FLAGS": flags.strip(), "JAX_PLATFORMS": "cpu"})
+  assert "8 device(s)" in out
+  assert "mesh: {'data': 8}" in out
+  assert re.search(
+    r"images +\(32, 16, 16, 1\) +P\('data',\) +shard shapes \[\(4, 16, 16, 1\)\]", out
+  )
+  assert re.search(r"loss +\(\) +P\(\) ", out)
+  sharded, single = re.search(r"loss sharded (\S+) vs single device (\S+)", out).groups()
+  assert abs(float(sharded) - float(single)) <= 1e-5 * abs(float(single))
+  assert re.search(r"[\d,]+ images/s", out)
+
+
+def test_quickstart():
+  assert "d2/dalpha2" in _run("quickstart.py")
