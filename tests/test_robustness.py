@@ -92,8 +92,8 @@ def test_k_zero_with_all_zero_window_is_nan(beta):
 @pytest.mark.parametrize("case, k", [("k0", 0.0), ("zeros", 1.0)])
 def test_degenerate_inputs_match_the_frameworks(case, k):
   """Outputs and gradients, nan pattern included, equal what PyTorch, TensorFlow and
-  onnxruntime returned (tests/fixtures/degenerate.npz, from tools/make_degenerate_fixture.py)."""
-  fixture = np.load(pathlib.Path(__file__).parent / "fixtures" / "degenerate.npz")
+  onnxruntime returned (tests/fixtures/degenerate/, from tools/make_degenerate_fixture.py)."""
+  fixture = np.load(pathlib.Path(__file__).parent / "fixtures" / "degenerate" / "k0_and_zeros.npz")
   x = jnp.asarray(fixture[f"{case}_x"])
   y, dx = _vjp(x, jnp.ones_like(x), 3, 1.0, 0.75, k, channel_axis=1)
   for framework in ("torch", "tensorflow", "onnxruntime"):

@@ -1,6 +1,8 @@
 """Records what the real frameworks return for degenerate LRN inputs, for tests/test_robustness.py.
 
-    .venv-ref/bin/python tools/make_degenerate_fixture.py   # writes tests/fixtures/degenerate.npz
+    .venv-ref/bin/python tools/make_degenerate_fixture.py
+
+writes ``tests/fixtures/degenerate/k0_and_zeros.npz``.
 
 Cases (NCHW float32, 7 channels, size 3, alpha 1, beta 0.75; ``g`` all ones):
 
@@ -25,7 +27,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import make_fixtures  # noqa: E402
 
-OUT = make_fixtures.ROOT / "tests" / "fixtures" / "degenerate.npz"
+OUT = make_fixtures.ROOT / "tests" / "fixtures" / "degenerate" / "k0_and_zeros.npz"
 
 
 def inputs():
