@@ -5,9 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 from jax import export
 
 from jax_lrn import lrn
+from jax_lrn.linen import LocalResponseNorm as LinenLRN
+from jax_lrn.nnx import LocalResponseNorm as NnxLRN
 
 from cases import random_input
 
@@ -46,27 +49,30 @@ def test_export_symbolic_batch(rng):
 
 
 class SmallNet(nn.Module):
-  """Conv -> ReLU -> LRN -> pool -> dense: the AlexNet pattern in miniature."""
+  """Conv -> ReLU -> LRN -> pool -> dense: the AlexNet pattern in miniature (Linen)."""
+
+  learnable: bool = False
 
   @nn.compact
   def __call__(self, x):
     x = nn.relu(nn.Conv(16, (3, 3))(x))
-    x = lrn(x, 5, 5e-4, 0.75, 2.0)
+    x = LinenLRN(5, 5e-4, 0.75, 2.0, learnable=self.learnable)(x)
     x = nn.max_pool(x, (2, 2), (2, 2))
     return nn.Dense(10)(x.reshape(x.shape[0], -1))
 
 
+def _specs(tree):
+  return jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), tree)
+
+
+@pytest.mark.parametrize("learnable", [False, True])
 @pytest.mark.parametrize("symbolic", [False, True])
-def test_export_flax_model(rng, symbolic):
-  model = SmallNet()
+def test_export_linen_model(rng, symbolic, learnable):
+  model = SmallNet(learnable=learnable)
   x, _ = random_input(rng, (4, 8, 8, 3), jnp.float32)
   params = model.init(jax.random.key(0), x)
   shape = (export.symbolic_shape("b")[0], 8, 8, 3) if symbolic else x.shape
-  restored = _round_trip(
-    model.apply,
-    jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), params),
-    jax.ShapeDtypeStruct(shape, jnp.float32),
-  )
+  restored = _round_trip(model.apply, _specs(params), jax.ShapeDtypeStruct(shape, jnp.float32))
   expected = jax.jit(model.apply)(params, x)
   np.testing.assert_array_equal(np.asarray(restored.call(params, x)), np.asarray(expected))
   if symbolic:
@@ -74,3 +80,34 @@ def test_export_flax_model(rng, symbolic):
     np.testing.assert_array_equal(
       np.asarray(restored.call(params, x2)), np.asarray(jax.jit(model.apply)(params, x2))
     )
+
+
+class SmallNnxNet(nnx.Module):
+  def __init__(self, rngs: nnx.Rngs):
+    self.conv = nnx.Conv(3, 8, (3, 3), rngs=rngs)
+    self.norm = NnxLRN(3, 1.0, 0.75, 1.0, mode="within_channel", learnable=True)
+
+  def __call__(self, x):
+    return self.norm(nnx.relu(self.conv(x)))
+
+
+def test_export_nnx_model(rng):
+  """An NNX model is exported as a pure function of its state (nnx.split / nnx.merge)."""
+  model = SmallNnxNet(nnx.Rngs(0))
+  graphdef, state = nnx.split(model)
+  weights = nnx.to_pure_dict(state)  # plain arrays: what a serialized artifact can carry
+
+  def apply(weights, x):
+    _, fresh = nnx.split(model)
+    nnx.replace_by_pure_dict(fresh, weights)
+    return nnx.merge(graphdef, fresh)(x)
+
+  batch = export.symbolic_shape("b")[0]
+  restored = _round_trip(
+    apply, _specs(weights), jax.ShapeDtypeStruct((batch, 6, 6, 3), jnp.float32)
+  )
+  for n in (1, 5):
+    x, _ = random_input(rng, (n, 6, 6, 3), jnp.float32)
+    expected = jax.jit(apply)(weights, x)
+    np.testing.assert_array_equal(np.asarray(restored.call(weights, x)), np.asarray(expected))
+    np.testing.assert_allclose(np.asarray(expected), np.asarray(model(x)), rtol=1e-6)
