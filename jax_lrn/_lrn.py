@@ -31,16 +31,26 @@ EvenPlacement = Literal["before", "after"]
 # ---------------------------------------------------------------------------------------------
 
 
+def _compute_dtype(dtype) -> np.dtype:
+  """float64 computes in float64, every other floating dtype in float32."""
+  return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+
+
 def _denominator_base(x, alpha, k, cfg: WindowConfig):
   """``(s, S)`` with ``S = sum_W x^2`` and ``s = k + alpha/n * S``."""
   window_sq = window_sum(x * x, cfg)
   return k + (alpha / cfg.count) * window_sq, window_sq
 
 
+# x arrives in its own dtype (16-bit inputs stay 16-bit in memory, also as a residual) and is
+# widened to the compute dtype inside; y and dx are cast back to x's dtype.
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _lrn_core(cfg: WindowConfig, x, alpha, beta, k):
-  s, _ = _denominator_base(x, alpha, k, cfg)
-  return x * negative_power(s, beta, cfg.static_beta)
+  xc = x.astype(_compute_dtype(x.dtype))
+  s, _ = _denominator_base(xc, alpha, k, cfg)
+  return (xc * negative_power(s, beta, cfg.static_beta)).astype(x.dtype)
 
 
 def _lrn_core_fwd(cfg: WindowConfig, x, alpha, beta, k):
@@ -48,31 +58,40 @@ def _lrn_core_fwd(cfg: WindowConfig, x, alpha, beta, k):
   # cotangents are wanted is recorded in the residuals' (static) tree structure: () or None.
   wanted = tuple(() if arg.perturbed else None for arg in (x, alpha, beta, k))
   x, alpha, beta, k = (arg.value for arg in (x, alpha, beta, k))
-  s, _ = _denominator_base(x, alpha, k, cfg)
-  p = negative_power(s, beta, cfg.static_beta)
-  # Residuals: the input and s**-beta (two arrays of x's size) plus three scalars.
-  return x * p, (x, p, alpha, beta, k, wanted)
+  xc = x.astype(_compute_dtype(x.dtype))
+  s, _ = _denominator_base(xc, alpha, k, cfg)
+  static_beta = cfg.static_beta
+  y = xc * negative_power(s, beta, static_beta)
+  # w = y / s = x s^(-beta-1): the factor every cross term of the backward shares. Computed
+  # with its own power (not from y) so that no expensive intermediate feeds two fusions.
+  w = xc * negative_power(s, beta + 1, None if static_beta is None else static_beta + 1)
+  # Residuals: the input (in its own dtype), w (compute dtype) and three scalars. The backward
+  # recomputes the window sum and s^-beta from x.
+  return y.astype(x.dtype), (x, w, alpha, beta, k, wanted)
 
 
 def _lrn_core_bwd(cfg: WindowConfig, res, g):
-  x, p, alpha, beta, k, wanted = res
-  want_x, want_alpha, want_beta, want_k = (w is not None for w in wanted)
+  x, w, alpha, beta, k, wanted = res
+  want_x, want_alpha, want_beta, want_k = (flag is not None for flag in wanted)
   if isinstance(g, jax.custom_derivatives.SymbolicZero):
     return (None, None, None, None)
-  s, window_sq = _denominator_base(x, alpha, k, cfg)
-  y = x * p
-  # t_i = g_i * y_i / s_i: the shared factor of every cross term.
-  t = g * y / s
+  xc = x.astype(w.dtype)
+  g = g.astype(w.dtype)
+  s, window_sq = _denominator_base(xc, alpha, k, cfg)
+  p = negative_power(s, beta, cfg.static_beta)
+  # t_i = g_i y_i / s_i: the shared factor of every cross term.
+  t = g * w
   dx = dalpha = dbeta = dk = None
   if want_x:
     # dx_j = g_j s_j^-beta - 2 (alpha/n) beta x_j sum_{i: j in W(i)} t_i  (mirrored window).
-    dx = g * p - (2.0 * beta * alpha / cfg.count) * x * window_sum_transpose(t, cfg)
+    dx = g * p - (2.0 * beta * alpha / cfg.count) * xc * window_sum_transpose(t, cfg)
+    dx = dx.astype(x.dtype)
   if want_alpha:
     dalpha = -(beta / cfg.count) * jnp.sum(t * window_sq)
   if want_k:
     dk = -beta * jnp.sum(t)
   if want_beta:
-    dbeta = -jnp.sum(g * y * jnp.log(s))
+    dbeta = -jnp.sum(g * xc * p * jnp.log(s))
   return dx, dalpha, dbeta, dk
 
 
@@ -305,7 +324,6 @@ def lrn(
     static_beta=static_beta,
   )
   # float16/bfloat16 compute in float32; float32 and float64 in themselves.
-  compute_dtype = jnp.dtype(jnp.float64) if dtype == jnp.float64 else jnp.dtype(jnp.float32)
+  compute_dtype = _compute_dtype(dtype)
   params = (jnp.asarray(p, dtype=compute_dtype) for p in (alpha, beta, k))
-  y = _lrn_core(cfg, jnp.asarray(x, compute_dtype), *params)
-  return y.astype(dtype)
+  return _lrn_core(cfg, x, *params)
