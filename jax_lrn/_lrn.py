@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_lrn._power import negative_power
+from jax_lrn._power import has_fast_path, negative_power
 from jax_lrn._window import (
   EVEN_PLACEMENTS,
   WindowConfig,
@@ -62,9 +62,13 @@ def _lrn_core_fwd(cfg: WindowConfig, x, alpha, beta, k):
   s, _ = _denominator_base(xc, alpha, k, cfg)
   static_beta = cfg.static_beta
   y = xc * negative_power(s, beta, static_beta)
-  # w = y / s = x s^(-beta-1): the factor every cross term of the backward shares. Computed
-  # with its own power (not from y) so that no expensive intermediate feeds two fusions.
-  w = xc * negative_power(s, beta + 1, None if static_beta is None else static_beta + 1)
+  # w = y / s = x s^(-beta-1): the factor every cross term of the backward shares. With an
+  # rsqrt/sqrt exponent it gets its own power (no expensive intermediate then feeds two
+  # fusions); otherwise one division is cheaper than a second exp.
+  if has_fast_path(static_beta) and has_fast_path(static_beta + 1):
+    w = xc * negative_power(s, beta + 1, static_beta + 1)
+  else:
+    w = y / s
   # Residuals: the input (in its own dtype), w (compute dtype) and three scalars. The backward
   # recomputes the window sum and s^-beta from x.
   return y.astype(x.dtype), (x, w, alpha, beta, k, wanted)
