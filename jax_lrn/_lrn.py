@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import numbers
@@ -88,7 +89,8 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
   dx = dalpha = dbeta = dk = None
   if want_x:
     # dx_j = g_j s_j^-beta - 2 (alpha/n) beta x_j sum_{i: j in W(i)} t_i  (mirrored window).
-    dx = g * p - (2.0 * beta * alpha / cfg.count) * xc * window_sum_transpose(t, cfg)
+    cfg_t = dataclasses.replace(cfg, narrow_input=x.dtype.itemsize < 4)
+    dx = g * p - (2.0 * beta * alpha / cfg.count) * xc * window_sum_transpose(t, cfg_t)
     dx = dx.astype(x.dtype)
   if want_alpha:
     dalpha = -(beta / cfg.count) * jnp.sum(t * window_sq)
