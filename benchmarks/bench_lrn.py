@@ -307,7 +307,11 @@ def chart(rows, path):
     and r["config"]["beta"] == 0.75
     and "ratio" in r
   ]
-  groups = list(dict.fromkeys(f"{r['config']['shape']}\n{r['config']['layout']}" for r in sel))
+
+  def group(r):
+    return f"{r['config']['shape'].replace(' ', chr(10), 1)}\n{r['config']['layout']}"
+
+  groups = list(dict.fromkeys(group(r) for r in sel))
   impls = [i for i in IMPLS if any(r["impl"] == i for r in sel)]
   fig, axes = plt.subplots(1, 2, figsize=(14, 5), sharey=False)
   width = 0.8 / max(len(impls), 1)
@@ -318,9 +322,7 @@ def chart(rows, path):
         match = [
           r["ratio"]
           for r in sel
-          if r["impl"] == impl
-          and r["pass_name"] == pass_name
-          and f"{r['config']['shape']}\n{r['config']['layout']}" == grp
+          if r["impl"] == impl and r["pass_name"] == pass_name and group(r) == grp
         ]
         vals.append(match[0] if match else 0.0)
       ax.bar(np.arange(len(groups)) + j * width, vals, width, label=impl)
