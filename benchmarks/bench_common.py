@@ -46,21 +46,30 @@ def relative_error(got, want) -> float:
 
 
 def time_interleaved(
-  fns: dict[str, Callable[[], object]], repeats: int, warmup: int
+  fns: dict[str, Callable[[], object]], repeats: int, warmup: int, baseline: str | None = None
 ) -> dict[str, list[float]]:
   """Runs every function once per round (so all of them see the same machine load).
 
-  Each function must block until its result is ready. Returns seconds per call, per function.
+  With ``baseline`` (a key of ``fns``) that function also runs right before every other one,
+  so the denominator of the ratios gets as many samples, spread over the same moments, as all
+  the numerators together. Each function must block until its result is ready. Returns
+  seconds per call, per function.
   """
   for _ in range(warmup):
     for fn in fns.values():
       fn()
   times: dict[str, list[float]] = {name: [] for name in fns}
+
+  def timed(name):
+    start = time.perf_counter()
+    fns[name]()
+    times[name].append(time.perf_counter() - start)
+
   for _ in range(repeats):
-    for name, fn in fns.items():
-      start = time.perf_counter()
-      fn()
-      times[name].append(time.perf_counter() - start)
+    for name in fns:
+      if baseline is not None and name != baseline:
+        timed(baseline)
+      timed(name)
   return times
 
 

@@ -45,7 +45,9 @@ def _check_and_time(make, case, layout, spec, x, g, ref_axes):
     error = relative_error(y[:1], ref[0])
     if dx is not None:
       error = max(error, relative_error(dx[:1], ref[1]))
-    times = time_interleaved(dict(impl=run, elem=elem), spec["repeats"], spec["warmup"])
+    times = time_interleaved(
+      dict(elem=elem, impl=run), spec["repeats"], spec["warmup"], baseline="elem"
+    )
     stats = _stats(times["impl"])
     out.append(
       dict(entry, **stats, elem_median_s=float(np.median(times["elem"])), error=float(error))

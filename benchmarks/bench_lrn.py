@@ -13,7 +13,7 @@ mode (across channels size 5, within channel 3x3 and 5x5), dtype (float32, bfloa
    ``compiled.memory_analysis()``; the backward's saved residual bytes from ``jax.vjp``);
 3. warms up, then times all functions of one (shape, layout, dtype) in interleaved rounds, and
    reports medians (and min-max) over the rounds as ratios to the median of an elementwise pass
-   ``x * 2`` over the same array, measured in the same rounds.
+   ``x * 2`` over the same array, which runs right before every timed call of those rounds.
 
 Baselines: plain autodiff of the ``lax.reduce_window`` + ``** (-beta)`` formulation (one
 reduce_window over all window axes, in float32 for 16-bit inputs), and when installed (the
@@ -196,7 +196,7 @@ def run_jax_group(shape_name, shape, layout, dtype, modes, extra_betas, args):
           if pass_name == "forward+backward":
             row["residual_bytes"] = residual_bytes(f, x)
           rows.append((key, row))
-  times = time_interleaved(fns, args.repeats, args.warmup)
+  times = time_interleaved(fns, args.repeats, args.warmup, baseline="elem")
   elem_median = float(np.median(times["elem"]))
   out = []
   for key, row in rows:
