@@ -2,9 +2,10 @@
 
 Reads a JSON spec from stdin (written by ``bench_lrn.py``) and writes one JSON object to OUT:
 ``{"framework", "version", "results": [...]}``. Every case is across channels (the only mode
-these frameworks implement). Each result carries the framework's median/min/max seconds, its own
-elementwise ``x * 2`` pass over the same array, the error against a float64 NumPy reference (on
-the first batch element) or a note why the case did not run.
+these frameworks implement). Each result carries the framework's median/min/max seconds, the
+median of a JAX elementwise ``x * 2`` pass over the same array timed right before every call (the
+denominator of the ratios, as in the JAX rows), the framework's own ``x * 2``, the error against
+a float64 NumPy reference (on the first batch element) or a note why the case did not run.
 
 Frameworks and layouts:
   torch       ``torch.nn.functional.local_response_norm``, NCHW and channels_last ("NHWC")
@@ -45,14 +46,28 @@ def _check_and_time(make, case, layout, spec, x, g, ref_axes):
     error = relative_error(y[:1], ref[0])
     if dx is not None:
       error = max(error, relative_error(dx[:1], ref[1]))
-    times = time_interleaved(
-      dict(elem=elem, impl=run), spec["repeats"], spec["warmup"], baseline="elem"
-    )
-    stats = _stats(times["impl"])
+    fns = dict(jax_elem=_jax_elementwise(x, case["dtype"]), own_elem=elem, impl=run)
+    times = time_interleaved(fns, spec["repeats"], spec["warmup"], baseline="jax_elem")
     out.append(
-      dict(entry, **stats, elem_median_s=float(np.median(times["elem"])), error=float(error))
+      dict(
+        entry,
+        **_stats(times["impl"]),
+        elem_median_s=float(np.median(times["jax_elem"])),
+        own_elem_median_s=float(np.median(times["own_elem"])),
+        error=float(error),
+      )
     )
   return out
+
+
+def _jax_elementwise(x_np, dtype):
+  """The JAX ``x * 2`` pass over the same array: the common denominator of every ratio."""
+  import jax
+  import jax.numpy as jnp
+
+  x = jnp.asarray(x_np, dtype)
+  compiled = jax.jit(lambda x: x * 2).lower(x).compile()
+  return lambda: compiled(x).block_until_ready()
 
 
 def _torch(spec):
@@ -123,13 +138,13 @@ def _tensorflow(spec):
       elem_fn = tf.function(lambda x: x * 2)
 
       def elem():
-        return elem_fn(x).numpy()
+        return elem_fn(x)
 
       if pass_name == "forward":
         fwd = tf.function(lambda x: tf.nn.local_response_normalization(x, **kwargs))
 
-        def run():
-          return fwd(x).numpy()
+        def run():  # eager CPU execution is synchronous: no host copy in the timed call
+          return fwd(x)
 
         def result():
           return np.asarray(tf.cast(fwd(x), tf.float32)), None
@@ -144,8 +159,7 @@ def _tensorflow(spec):
         return y, tape.gradient(y, x, output_gradients=g)
 
       def run():
-        y, dx = fwd_bwd(x, g)
-        return y.numpy(), dx.numpy()
+        return fwd_bwd(x, g)
 
       def result():
         y, dx = fwd_bwd(x, g)
