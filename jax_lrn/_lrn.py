@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import numbers
@@ -27,8 +28,13 @@ Mode = Literal["across_channels", "within_channel"]
 EvenPlacement = Literal["before", "after"]
 
 # ---------------------------------------------------------------------------------------------
-# The differentiable core. It only ever sees float32/float64 arrays and a canonical WindowConfig.
+# The differentiable core: x in its own dtype, computed in float32 (float64 for float64 input).
 # ---------------------------------------------------------------------------------------------
+
+
+def _compute_dtype(dtype) -> np.dtype:
+  """float64 computes in float64, every other floating dtype in float32."""
+  return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
 
 
 def _denominator_base(x, alpha, k, cfg: WindowConfig):
@@ -37,10 +43,15 @@ def _denominator_base(x, alpha, k, cfg: WindowConfig):
   return k + (alpha / cfg.count) * window_sq, window_sq
 
 
+# x arrives in its own dtype (16-bit inputs stay 16-bit in memory, also as a residual) and is
+# widened to the compute dtype inside; y and dx are cast back to x's dtype.
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _lrn_core(cfg: WindowConfig, x, alpha, beta, k):
-  s, _ = _denominator_base(x, alpha, k, cfg)
-  return x * negative_power(s, beta, cfg.static_beta)
+  xc = x.astype(_compute_dtype(x.dtype))
+  s, _ = _denominator_base(xc, alpha, k, cfg)
+  return (xc * negative_power(s, beta, cfg.static_beta)).astype(x.dtype)
 
 
 def _lrn_core_fwd(cfg: WindowConfig, x, alpha, beta, k):
@@ -48,31 +59,42 @@ def _lrn_core_fwd(cfg: WindowConfig, x, alpha, beta, k):
   # cotangents are wanted is recorded in the residuals' (static) tree structure: () or None.
   wanted = tuple(() if arg.perturbed else None for arg in (x, alpha, beta, k))
   x, alpha, beta, k = (arg.value for arg in (x, alpha, beta, k))
-  s, _ = _denominator_base(x, alpha, k, cfg)
-  p = negative_power(s, beta, cfg.static_beta)
-  # Residuals: the input and s**-beta (two arrays of x's size) plus three scalars.
-  return x * p, (x, p, alpha, beta, k, wanted)
+  xc = x.astype(_compute_dtype(x.dtype))
+  s, _ = _denominator_base(xc, alpha, k, cfg)
+  static_beta = cfg.static_beta
+  y = xc * negative_power(s, beta, static_beta)
+  # w = y / s = x s^(-beta-1): the factor every cross term of the backward shares. Divided from
+  # y, not powered from x: s**-(beta+1) alone underflows float32 when s is large (|x| ~ 1e18),
+  # while y / s stays representable as long as the true value is.
+  w = y / s
+  # Residuals: the input (in its own dtype), w (compute dtype) and three scalars. The backward
+  # recomputes the window sum and s^-beta from x.
+  return y.astype(x.dtype), (x, w, alpha, beta, k, wanted)
 
 
 def _lrn_core_bwd(cfg: WindowConfig, res, g):
-  x, p, alpha, beta, k, wanted = res
-  want_x, want_alpha, want_beta, want_k = (w is not None for w in wanted)
+  x, w, alpha, beta, k, wanted = res
+  want_x, want_alpha, want_beta, want_k = (flag is not None for flag in wanted)
   if isinstance(g, jax.custom_derivatives.SymbolicZero):
     return (None, None, None, None)
-  s, window_sq = _denominator_base(x, alpha, k, cfg)
-  y = x * p
-  # t_i = g_i * y_i / s_i: the shared factor of every cross term.
-  t = g * y / s
+  xc = x.astype(w.dtype)
+  g = g.astype(w.dtype)
+  s, window_sq = _denominator_base(xc, alpha, k, cfg)
+  p = negative_power(s, beta, cfg.static_beta)
+  # t_i = g_i y_i / s_i: the shared factor of every cross term.
+  t = g * w
   dx = dalpha = dbeta = dk = None
   if want_x:
     # dx_j = g_j s_j^-beta - 2 (alpha/n) beta x_j sum_{i: j in W(i)} t_i  (mirrored window).
-    dx = g * p - (2.0 * beta * alpha / cfg.count) * x * window_sum_transpose(t, cfg)
+    cfg_t = dataclasses.replace(cfg, narrow_input=x.dtype.itemsize < 4)
+    dx = g * p - (2.0 * beta * alpha / cfg.count) * xc * window_sum_transpose(t, cfg_t)
+    dx = dx.astype(x.dtype)
   if want_alpha:
     dalpha = -(beta / cfg.count) * jnp.sum(t * window_sq)
   if want_k:
     dk = -beta * jnp.sum(t)
   if want_beta:
-    dbeta = -jnp.sum(g * y * jnp.log(s))
+    dbeta = -jnp.sum(g * xc * p * jnp.log(s))
   return dx, dalpha, dbeta, dk
 
 
@@ -305,30 +327,51 @@ def lrn(
     static_beta=static_beta,
   )
   # float16/bfloat16 compute in float32; float32 and float64 in themselves.
-  compute_dtype = jnp.dtype(jnp.float64) if dtype == jnp.float64 else jnp.dtype(jnp.float32)
-  x = jnp.asarray(x, compute_dtype)
-  alpha, beta, k = (jnp.asarray(p, dtype=compute_dtype) for p in (alpha, beta, k))
+  alpha, beta, k = (jnp.asarray(p, dtype=_compute_dtype(dtype)) for p in (alpha, beta, k))
   if dtype == jnp.bfloat16:
-    return _lrn_rescaled(cfg, x, alpha, beta, k).astype(dtype)
-  return _lrn_core(cfg, x, alpha, beta, k).astype(dtype)
+    return _lrn_rescaled(cfg, x, alpha, beta, k)
+  return _lrn_core(cfg, x, alpha, beta, k)
+
+
+def _power_of_two_steps(static_beta: float | None) -> tuple[int, int] | None:
+  """``(m, q)`` with ``m * (1 - 2 beta) == q`` for the smallest ``m`` in 1..8, if there is one."""
+  if static_beta is None:
+    return None
+  for m in range(1, 9):
+    q = m * (1.0 - 2.0 * static_beta)
+    if abs(q - round(q)) < 1e-9:  # 1 - 2 * 0.6 is -0.19999999999999996 in binary
+      return m, int(round(q))
+  return None
 
 
 def _lrn_rescaled(cfg: WindowConfig, x, alpha, beta, k):
-  """LRN of float32 data whose squares may overflow float32 (bfloat16 inputs above ~1.8e19).
+  """LRN of bfloat16 data, whose squares may overflow float32 (``|x|`` above ~1.8e19).
 
-  bfloat16 has float32's exponent range, so ``x**2`` and the window sums can overflow float32.
-  With ``x = c u`` for a power of two ``c``,
+  bfloat16 has float32's exponent range, so ``x**2`` and the window sums can overflow the
+  float32 computation. With ``x = c u`` for a power of two ``c``,
   ``lrn(x; alpha, beta, k) = c**(1 - 2 beta) * lrn(u; alpha, beta, k / c**2)`` exactly. ``c`` is
-  the smallest power of two that brings the largest finite ``|x|`` down to where ``n`` squares sum
-  without overflow; for ordinary data ``c == 1`` and every rescaling is a multiplication by one.
-  The scale is a constant for differentiation (``stop_gradient``); autodiff carries the gradients
-  through the rescaling into the core's custom_vjp.
+  the smallest power of two (a power of ``2**m`` that makes ``c**(1 - 2 beta)`` a power of two
+  too, for a static ``beta`` that allows it) bringing the largest finite ``|x|`` down to where
+  ``n`` squares sum without overflow. For ordinary data ``c == 1`` and every rescaling is a
+  multiplication by one; otherwise the scalings are exact (powers of two), so the output is
+  rounded to bfloat16 once (twice for a traced ``beta`` or one like 0.63, whose
+  ``c**(1 - 2 beta)`` is not a power of two). The scale is a constant for differentiation;
+  autodiff carries the gradients through the rescaling into the core's custom_vjp. Elements
+  more than ~2**186 below the largest one flush to zero when scaled (XLA flushes subnormals).
   """
   # Largest exponent T with n * (2**T)**2 < 2**127 (float32's largest power of two).
   max_exponent = (126 - max(cfg.count - 1, 0).bit_length()) // 2
-  finite_abs = jnp.where(jnp.isfinite(x), jnp.abs(x), 0.0)
-  _, exponent = jnp.frexp(jax.lax.stop_gradient(jnp.max(finite_abs, initial=0.0)))
-  shift = jnp.maximum(exponent - max_exponent, 0).astype(x.dtype)
-  inv_c = jnp.exp2(-shift)
-  y = _lrn_core(cfg, x * inv_c, alpha, beta, k * (inv_c * inv_c))
-  return y * jnp.exp2(shift * (1.0 - 2.0 * beta))
+  largest = jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0), initial=0)
+  _, exponent = jnp.frexp(jax.lax.stop_gradient(largest).astype(jnp.float32))
+  shift = jnp.maximum(exponent - max_exponent, 0)
+  steps = _power_of_two_steps(cfg.static_beta)
+  if steps is not None:
+    m, q = steps
+    multiples = -(-shift // m)  # ceil: shift rounded up to a multiple of m
+    shift = multiples * m
+    out_scale = jnp.ldexp(jnp.ones((), x.dtype), multiples * q)  # c**(1-2beta), exact
+  else:
+    out_scale = jnp.exp2(shift.astype(jnp.float32) * (1.0 - 2.0 * beta)).astype(x.dtype)
+  scaled = x * jnp.ldexp(jnp.ones((), x.dtype), -shift)
+  y = _lrn_core(cfg, scaled, alpha, beta, jnp.ldexp(k, -2 * shift))
+  return y * out_scale

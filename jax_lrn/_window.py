@@ -1,4 +1,4 @@
-"""Static window configuration and the ``lax.reduce_window`` sums LRN is built on.
+"""Static window configuration and the window sums LRN is built on.
 
 Everything here is static (hashable, resolved at trace time) except the arrays passed to
 :func:`window_sum` and :func:`window_sum_transpose`.
@@ -7,11 +7,14 @@ Everything here is static (hashable, resolved at trace time) except the arrays p
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import numpy as np
 from jax import lax
 from jax.sharding import AxisType
+
+from jax_lrn._power import has_fast_path
 
 EVEN_PLACEMENTS = ("before", "after")
 
@@ -41,6 +44,9 @@ class WindowConfig:
     count: the divisor ``n`` of ``alpha / n``: ``size ** len(axes)``.
     static_beta: ``beta`` as a Python float when it is a compile-time constant (enables the exact
       ``rsqrt``/``sqrt`` fast paths), ``None`` when ``beta`` is traced.
+    narrow_input: the input is stored in a 16-bit type. Values derived from it are then worth
+      padding once along the minor axis in the transposed sum as well (see
+      :func:`window_sum_transpose`).
   """
 
   axes: tuple[int, ...]
@@ -49,6 +55,12 @@ class WindowConfig:
   hi: int
   count: int
   static_beta: float | None
+  narrow_input: bool = False
+
+
+# Windows up to this size are summed as shifted adds (see :func:`window_sum`); larger ones with
+# one ``lax.reduce_window`` per axis, whose cost does not grow the program with the size.
+SHIFTED_MAX_SIZE = 16
 
 
 def _explicit_mesh_axes(v, axis: int) -> tuple[str, ...]:
@@ -67,36 +79,83 @@ def _sum_along(v, axis: int, size: int, pad: tuple[int, int]):
   window[axis] = size
   padding = [(0, 0)] * v.ndim
   padding[axis] = pad
+  # The monoid form (literal zero init, lax.add) is what gives reduce_window its transpose rule,
+  # which grad-of-grad through the custom backward relies on.
+  return lax.reduce_window(v, np.zeros((), v.dtype), lax.add, window, (1,) * v.ndim, padding)
 
-  def windowed_sum(v):
-    # The monoid form (literal zero init, lax.add) is what gives reduce_window its transpose
-    # rule, which grad-of-grad through the custom backward relies on.
-    return lax.reduce_window(v, np.zeros((), v.dtype), lax.add, window, (1,) * v.ndim, padding)
 
-  explicit = _explicit_mesh_axes(v, axis)
-  if explicit:
-    # On an Explicit mesh, JAX's sharding-in-types rules reject the padding that the transpose
-    # of a windowed sum over a sharded axis introduces (grad-of-grad). Inside auto_axes the
-    # SPMD partitioner handles it, with halo exchanges (collective-permutes), and the result
-    # keeps v's sharding.
-    return jax.sharding.auto_axes(windowed_sum, axes=explicit, out_sharding=jax.typeof(v).sharding)(
-      v
-    )
-  return windowed_sum(v)
+def _shifted(v, axis: int, offset: int):
+  """``u[i] = v[i + offset]`` along ``axis``, zero where ``i + offset`` falls outside."""
+  config = [(0, 0, 0)] * v.ndim
+  config[axis] = (-offset, offset, 0)  # negative padding crops: a shift by one lax.pad
+  return lax.pad(v, np.zeros((), v.dtype), config)
+
+
+def _shifted_sum_along(v, axis: int, pad: tuple[int, int], pad_once: bool):
+  """``sum_{d=-pad[0]}^{pad[1]} v[i + d]`` as a sum of shifted copies of ``v``.
+
+  Along the minor (last) axis with ``pad_once`` the array is zero-padded once and the copies
+  are static slices of it (plain offset loads, which vectorise); elsewhere each copy is its own
+  ``lax.pad`` with negative padding, which fuses without materialising anything.
+  """
+  extent = v.shape[axis]
+  if pad_once and axis == v.ndim - 1:
+    config = [(0, 0, 0)] * v.ndim
+    config[axis] = (pad[0], pad[1], 0)
+    padded = lax.pad(v, np.zeros((), v.dtype), config)
+    out = None
+    for start in range(pad[0] + pad[1] + 1):
+      part = lax.slice_in_dim(padded, start, start + extent, axis=axis)
+      out = part if out is None else out + part
+    return out
+  out = v
+  for offset in range(-pad[0], pad[1] + 1):
+    if offset != 0 and abs(offset) < extent:  # shifts past the edge contribute only zeros
+      out = out + _shifted(v, axis, offset)
+  return out
+
+
+def _window_sum(v, cfg: WindowConfig, pad: tuple[int, int], pad_once: bool):
+  fuse = cfg.size <= SHIFTED_MAX_SIZE and has_fast_path(cfg.static_beta)
+  last = len(cfg.axes) - 1
+  for i, axis in enumerate(cfg.axes):
+    if i == last and fuse:
+      sum_along = functools.partial(_shifted_sum_along, axis=axis, pad=pad, pad_once=pad_once)
+    else:
+      sum_along = functools.partial(_sum_along, axis=axis, size=cfg.size, pad=pad)
+    explicit = _explicit_mesh_axes(v, axis)
+    if explicit:
+      # On an Explicit mesh, JAX's sharding-in-types rules reject padding a sharded axis (the
+      # shifted sums pad, and so does the transpose of reduce_window in grad-of-grad). Inside
+      # auto_axes the SPMD partitioner handles it with halo exchanges (collective-permutes),
+      # and the result keeps v's sharding.
+      sharding = jax.typeof(v).sharding
+      sum_along = jax.sharding.auto_axes(sum_along, axes=explicit, out_sharding=sharding)
+    v = sum_along(v)
+  return v
 
 
 def window_sum(v, cfg: WindowConfig):
-  """``sum_{j in W(i)} v_j``: the zero-padded window sum, separably one axis at a time."""
-  for axis in cfg.axes:
-    v = _sum_along(v, axis, cfg.size, (cfg.lo, cfg.hi))
-  return v
+  """``sum_{j in W(i)} v_j``: the zero-padded window sum, separably one axis at a time.
+
+  When the power has an exact ``rsqrt``/``sqrt`` form (``cfg.static_beta``, see
+  :func:`jax_lrn._power.has_fast_path`) and ``size <= SHIFTED_MAX_SIZE``, the last window axis
+  (the only one for ``across_channels``) is summed as ``size`` shifted copies of ``v``: XLA fuses
+  those adds with the elementwise work around them, so squares, window sum, power and product
+  become one pass over memory. Every other axis, and every axis for other exponents, is one
+  ``lax.reduce_window``, which XLA:CPU never fuses with its producer or consumer (one pass of its
+  own). Measured on XLA:CPU: a fully fused 2-D window (25-fold recomputation) and a fused
+  ``exp``/``log`` power both run slower than that extra pass.
+  """
+  return _window_sum(v, cfg, (cfg.lo, cfg.hi), True)
 
 
 def window_sum_transpose(v, cfg: WindowConfig):
   """``sum_{i : j in W(i)} v_i``: the adjoint of :func:`window_sum` (the mirrored window).
 
-  Equal to :func:`window_sum` for odd sizes; for even sizes the padding is swapped.
+  Equal to :func:`window_sum` for odd sizes; for even sizes the padding is swapped. Along the
+  minor axis it pads once only for 16-bit inputs (``cfg.narrow_input``): there the widening of
+  each shifted read costs more than storing the padded array once; for float32 it is the
+  other way round (measured on XLA:CPU).
   """
-  for axis in cfg.axes:
-    v = _sum_along(v, axis, cfg.size, (cfg.hi, cfg.lo))
-  return v
+  return _window_sum(v, cfg, (cfg.hi, cfg.lo), cfg.narrow_input)

@@ -145,7 +145,7 @@ def test_low_precision_gradients(rng, dtype, mode):
 
 
 def test_residuals_are_input_and_one_array(rng):
-  """The backward keeps x and s**-beta (plus three scalars), nothing else of x's size."""
+  """The backward keeps x and y/s (plus three scalars), nothing else of x's size."""
   x, _ = random_input(rng, (2, 4, 4, 8), jnp.float32)
   for kw in (dict(), dict(mode="within_channel")):
     _, vjp = jax.vjp(lambda x, kw=kw: lrn(x, 5, **kw), x)

@@ -1,0 +1,81 @@
+"""Helpers shared by the benchmark driver and its per-framework subprocesses (NumPy only).
+
+LRN here is the across-channels / within-channel formula of ``jax_lrn.lrn`` with odd window
+sizes (centred windows), ``alpha`` divided by the window count ``n``:
+
+    s = k + alpha / n * sum_W x^2,   y = x * s^-beta,
+    dx = g * s^-beta - 2 beta alpha / n * x * sum_W(g * y / s)   (odd sizes: W is symmetric).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+
+def window_sum(v: np.ndarray, axes: Sequence[int], size: int) -> np.ndarray:
+  """Zero-padded centred window sum of odd ``size`` along each of ``axes`` (float64)."""
+  half = size // 2
+  for axis in axes:
+    pad = [(0, 0)] * v.ndim
+    pad[axis] = (half, half)
+    padded = np.pad(v, pad)
+    extent = v.shape[axis]
+    v = sum(np.take(padded, np.arange(d, d + extent), axis=axis) for d in range(size))
+  return v
+
+
+def reference(x, g, axes, size, alpha, beta, k):
+  """``(y, dx)`` in float64 for inputs ``x`` and output cotangent ``g``."""
+  x = np.asarray(x, np.float64)
+  g = np.asarray(g, np.float64)
+  n = size ** len(axes)
+  s = k + alpha / n * window_sum(x * x, axes, size)
+  p = s**-beta
+  y = x * p
+  dx = g * p - 2.0 * beta * alpha / n * x * window_sum(g * y / s, axes, size)
+  return y, dx
+
+
+def relative_error(got, want) -> float:
+  """``max |got - want| / max |want|`` in float64."""
+  got = np.asarray(got, np.float64)
+  return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
+
+
+def time_interleaved(
+  fns: dict[str, Callable[[], object]], repeats: int, warmup: int, baseline: str | None = None
+) -> dict[str, list[float]]:
+  """Runs every function once per round (so all of them see the same machine load).
+
+  With ``baseline`` (a key of ``fns``) that function also runs right before every other one,
+  so the denominator of the ratios gets as many samples, spread over the same moments, as all
+  the numerators together. Each function must block until its result is ready. Returns
+  seconds per call, per function.
+  """
+  for _ in range(warmup):
+    for fn in fns.values():
+      fn()
+  times: dict[str, list[float]] = {name: [] for name in fns}
+
+  def timed(name):
+    start = time.perf_counter()
+    fns[name]()
+    times[name].append(time.perf_counter() - start)
+
+  for _ in range(repeats):
+    for name in fns:
+      if baseline is not None and name != baseline:
+        timed(baseline)
+      timed(name)
+  return times
+
+
+def random_arrays(shape, seed: int = 0, scale: float = 10.0):
+  """``(x, g)`` as float32 NumPy arrays; ``x`` like post-ReLU conv activations."""
+  rng = np.random.default_rng(seed)
+  x = np.abs(rng.normal(0.0, scale, size=shape)).astype(np.float32)
+  g = rng.normal(0.0, 1.0, size=shape).astype(np.float32)
+  return x, g
