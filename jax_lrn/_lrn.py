@@ -344,6 +344,21 @@ def _power_of_two_steps(static_beta: float | None) -> tuple[int, int] | None:
   return None
 
 
+def _largest_finite_exponent(x):
+  """``e`` with ``max |x| < 2**e`` over the finite elements of ``x`` (0 for none).
+
+  ``max(max(x), -min(x))`` reads ``x`` once with XLA's fast reductions; only when that is not
+  finite (an inf or nan is present) is the slower masked maximum computed.
+  """
+  extreme = jnp.maximum(jnp.max(x, initial=-jnp.inf), -jnp.min(x, initial=jnp.inf))
+
+  def masked_max():
+    return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0), initial=0).astype(extreme.dtype)
+
+  largest = jax.lax.cond(jnp.isfinite(extreme), lambda: extreme, masked_max)
+  return jnp.frexp(largest.astype(jnp.float32))[1]
+
+
 def _lrn_rescaled(cfg: WindowConfig, x, alpha, beta, k):
   """LRN of bfloat16 data, whose squares may overflow float32 (``|x|`` above ~1.8e19).
 
@@ -361,8 +376,7 @@ def _lrn_rescaled(cfg: WindowConfig, x, alpha, beta, k):
   """
   # Largest exponent T with n * (2**T)**2 < 2**127 (float32's largest power of two).
   max_exponent = (126 - max(cfg.count - 1, 0).bit_length()) // 2
-  largest = jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0), initial=0)
-  _, exponent = jnp.frexp(jax.lax.stop_gradient(largest).astype(jnp.float32))
+  exponent = _largest_finite_exponent(jax.lax.stop_gradient(x))
   shift = jnp.maximum(exponent - max_exponent, 0)
   steps = _power_of_two_steps(cfg.static_beta)
   if steps is not None:

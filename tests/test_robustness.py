@@ -176,3 +176,16 @@ def test_subnormal_inputs_follow_the_platform():
   ref = reference.lrn(np.asarray(x, np.float64), 3, 1.0, 0.75, 1.0)
   assert np.all((y == 0.0) | np.isclose(y, ref, rtol=1e-6))
   np.testing.assert_allclose(y[0, 3], ref[0, 3], rtol=1e-6)  # a normal number is kept
+
+
+def test_bfloat16_range_rescaling_with_non_finite_elements(rng):
+  """Huge bfloat16 values keep their range rescaling when an inf or nan sits elsewhere: outputs
+  outside the non-finite element's window match the reference."""
+  x, x64 = _extreme_input(rng, (1, 2, 2, 16), jnp.bfloat16, 1e30)
+  x = x.at[0, 0, 0, 0].set(jnp.inf).at[0, 1, 1, 15].set(jnp.nan)
+  x64 = np.asarray(x, np.float64)
+  y = np.asarray(lrn(x, 3, 1e-4, 0.75, 1.0), np.float64)
+  ref = reference.lrn(x64, 3, 1e-4, 0.75, 1.0)
+  away = np.ones(x.shape, bool)
+  away[0, 0, 0, :2] = away[0, 1, 1, 14:] = False
+  assert_matches_where_representable(y[away], ref[away], jnp.bfloat16, RTOL[jnp.bfloat16])
