@@ -28,7 +28,8 @@ Mode = Literal["across_channels", "within_channel"]
 EvenPlacement = Literal["before", "after"]
 
 # ---------------------------------------------------------------------------------------------
-# The differentiable core: x in its own dtype, computed in float32 (float64 for float64 input).
+# The differentiable core. x arrives in its own dtype (16-bit inputs stay 16-bit in memory, also
+# as a residual) and is widened to float32 (float64 for float64) inside; y and dx are cast back.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -41,10 +42,6 @@ def _denominator_base(x, alpha, k, cfg: WindowConfig):
   """``(s, S)`` with ``S = sum_W x^2`` and ``s = k + alpha/n * S``."""
   window_sq = window_sum(x * x, cfg)
   return k + (alpha / cfg.count) * window_sq, window_sq
-
-
-# x arrives in its own dtype (16-bit inputs stay 16-bit in memory, also as a residual) and is
-# widened to the compute dtype inside; y and dx are cast back to x's dtype.
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -61,8 +58,7 @@ def _lrn_core_fwd(cfg: WindowConfig, x, alpha, beta, k):
   x, alpha, beta, k = (arg.value for arg in (x, alpha, beta, k))
   xc = x.astype(_compute_dtype(x.dtype))
   s, _ = _denominator_base(xc, alpha, k, cfg)
-  static_beta = cfg.static_beta
-  y = xc * negative_power(s, beta, static_beta)
+  y = xc * negative_power(s, beta, cfg.static_beta)
   # w = y / s = x s^(-beta-1): the factor every cross term of the backward shares. Divided from
   # y, not powered from x: s**-(beta+1) alone underflows float32 when s is large (|x| ~ 1e18),
   # while y / s stays representable as long as the true value is.
