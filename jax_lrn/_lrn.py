@@ -44,54 +44,90 @@ def _denominator_base(x, alpha, k, cfg: WindowConfig):
   return k + (alpha / cfg.count) * window_sq, window_sq
 
 
+def _widen(x, k, shift):
+  """``(u, k_u, inv_c)``: x in the compute dtype, divided by ``c = 2**shift`` when rescaling.
+
+  With ``x = c u``, ``lrn(x; k) = c**(1 - 2 beta) lrn(u; k / c**2)``: the squares of ``u`` cannot
+  overflow float32 when ``shift`` was chosen from ``max |x|`` (see :func:`_range_shift`).
+  ``shift is None`` (every dtype but bfloat16) means no rescaling at all.
+  """
+  u = x.astype(_compute_dtype(x.dtype))
+  if shift is None:
+    return u, k, None
+  inv_c = jnp.exp2(-shift)
+  return u * inv_c, k * jnp.exp2(-2.0 * shift), inv_c
+
+
+def _output_scale(shift, beta):
+  """``c**(1 - 2 beta)`` for ``c = 2**shift``: what turns ``lrn(u)`` back into ``lrn(x)``."""
+  return jnp.exp2(shift * (1.0 - 2.0 * beta))
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _lrn_core(cfg: WindowConfig, x, alpha, beta, k):
-  xc = x.astype(_compute_dtype(x.dtype))
-  s, _ = _denominator_base(xc, alpha, k, cfg)
-  return (xc * negative_power(s, beta, cfg.static_beta)).astype(x.dtype)
+def _lrn_core(cfg: WindowConfig, x, alpha, beta, k, shift):
+  u, k_u, _ = _widen(x, k, shift)
+  s, _ = _denominator_base(u, alpha, k_u, cfg)
+  y = u * negative_power(s, beta, cfg.static_beta)
+  if shift is not None:
+    y = y * _output_scale(shift, beta)  # in float32, so the output is rounded once
+  return y.astype(x.dtype)
 
 
-def _lrn_core_fwd(cfg: WindowConfig, x, alpha, beta, k):
+def _lrn_core_fwd(cfg: WindowConfig, x, alpha, beta, k, shift):
   # symbolic_zeros=True: every argument arrives as CustomVJPPrimal(value, perturbed). Which
   # cotangents are wanted is recorded in the residuals' (static) tree structure: () or None.
+  # shift (a constant: it comes from stop_gradient) is never differentiated.
   wanted = tuple(() if arg.perturbed else None for arg in (x, alpha, beta, k))
   x, alpha, beta, k = (arg.value for arg in (x, alpha, beta, k))
-  xc = x.astype(_compute_dtype(x.dtype))
-  s, _ = _denominator_base(xc, alpha, k, cfg)
-  y = xc * negative_power(s, beta, cfg.static_beta)
-  # w = y / s = x s^(-beta-1): the factor every cross term of the backward shares. Divided from
-  # y, not powered from x: s**-(beta+1) alone underflows float32 when s is large (|x| ~ 1e18),
+  shift = None if shift is None else shift.value
+  u, k_u, _ = _widen(x, k, shift)
+  s, _ = _denominator_base(u, alpha, k_u, cfg)
+  y = u * negative_power(s, beta, cfg.static_beta)
+  # w = y / s = u s^(-beta-1): the factor every cross term of the backward shares. Divided from
+  # y, not powered from u: s**-(beta+1) alone underflows float32 when s is large (|x| ~ 1e18),
   # while y / s stays representable as long as the true value is.
   w = y / s
-  # Residuals: the input (in its own dtype), w (compute dtype) and three scalars. The backward
+  if shift is not None:
+    y = y * _output_scale(shift, beta)
+  # Residuals: the input (in its own dtype), w (compute dtype) and scalars. The backward
   # recomputes the window sum and s^-beta from x.
-  return y.astype(x.dtype), (x, w, alpha, beta, k, wanted)
+  return y.astype(x.dtype), (x, w, alpha, beta, k, shift, wanted)
 
 
 def _lrn_core_bwd(cfg: WindowConfig, res, g):
-  x, w, alpha, beta, k, wanted = res
+  x, w, alpha, beta, k, shift, wanted = res
   want_x, want_alpha, want_beta, want_k = (flag is not None for flag in wanted)
   if isinstance(g, jax.custom_derivatives.SymbolicZero):
-    return (None, None, None, None)
-  xc = x.astype(w.dtype)
+    return (None, None, None, None, None)
+  u, k_u, inv_c = _widen(x, k, shift)
   g = g.astype(w.dtype)
-  s, window_sq = _denominator_base(xc, alpha, k, cfg)
+  s, window_sq = _denominator_base(u, alpha, k_u, cfg)
   p = negative_power(s, beta, cfg.static_beta)
   # t_i = g_i y_i / s_i: the shared factor of every cross term.
   t = g * w
+  # With rescaling, y = c**(1-2beta) Y(u) (Y: the LRN of u with k / c**2); every cotangent is
+  # that of Y times c**(1-2beta), and dx and dk carry the chain-rule factors 1/c and 1/c**2.
+  scale = None if shift is None else _output_scale(shift, beta)
   dx = dalpha = dbeta = dk = None
   if want_x:
     # dx_j = g_j s_j^-beta - 2 (alpha/n) beta x_j sum_{i: j in W(i)} t_i  (mirrored window).
     cfg_t = dataclasses.replace(cfg, narrow_input=x.dtype.itemsize < 4)
-    dx = g * p - (2.0 * beta * alpha / cfg.count) * xc * window_sum_transpose(t, cfg_t)
+    dx = g * p - (2.0 * beta * alpha / cfg.count) * u * window_sum_transpose(t, cfg_t)
+    if shift is not None:
+      dx = dx * scale * inv_c
     dx = dx.astype(x.dtype)
   if want_alpha:
     dalpha = -(beta / cfg.count) * jnp.sum(t * window_sq)
+    dalpha = dalpha if shift is None else dalpha * scale
   if want_k:
     dk = -beta * jnp.sum(t)
+    dk = dk if shift is None else dk * scale * inv_c * inv_c
   if want_beta:
-    dbeta = -jnp.sum(g * xc * p * jnp.log(s))
-  return dx, dalpha, dbeta, dk
+    if shift is None:
+      dbeta = -jnp.sum(g * u * p * jnp.log(s))
+    else:  # log of the true s = c**2 s_u
+      dbeta = -jnp.sum(g * u * p * (jnp.log(s) + float(2.0 * np.log(2.0)) * shift)) * scale
+  return dx, dalpha, dbeta, dk, None
 
 
 _lrn_core.defvjp(_lrn_core_fwd, _lrn_core_bwd, symbolic_zeros=True)
@@ -324,20 +360,25 @@ def lrn(
   )
   # float16/bfloat16 compute in float32; float32 and float64 in themselves.
   alpha, beta, k = (jnp.asarray(p, dtype=_compute_dtype(dtype)) for p in (alpha, beta, k))
-  if dtype == jnp.bfloat16:
-    return _lrn_rescaled(cfg, x, alpha, beta, k)
-  return _lrn_core(cfg, x, alpha, beta, k)
+  shift = _range_shift(x, cfg) if dtype == jnp.bfloat16 else None
+  return _lrn_core(cfg, x, alpha, beta, k, shift)
 
 
-def _power_of_two_steps(static_beta: float | None) -> tuple[int, int] | None:
-  """``(m, q)`` with ``m * (1 - 2 beta) == q`` for the smallest ``m`` in 1..8, if there is one."""
-  if static_beta is None:
-    return None
-  for m in range(1, 9):
-    q = m * (1.0 - 2.0 * static_beta)
-    if abs(q - round(q)) < 1e-9:  # 1 - 2 * 0.6 is -0.19999999999999996 in binary
-      return m, int(round(q))
-  return None
+def _range_shift(x, cfg: WindowConfig):
+  """For bfloat16 input: ``shift`` with ``c = 2**shift`` the smallest power of two that brings the
+  largest finite ``|x|`` down to where ``n`` squares sum without overflowing float32.
+
+  bfloat16 has float32's exponent range, so ``x**2`` and its window sums can overflow the float32
+  computation above ``|x|`` ~ 1.8e19. The core computes on ``u = x / c`` (exactly, a power of
+  two) and scales the result by ``c**(1 - 2 beta)`` before the single rounding to bfloat16
+  (:func:`_widen`). For ordinary data ``shift == 0``. The shift is a constant for
+  differentiation. Elements more than ~2**186 below the largest one flush to zero when scaled
+  (XLA flushes subnormals), and ``k / c**2`` does too for ``|x|`` above ~2**123.
+  """
+  # Largest exponent T with n * (2**T)**2 < 2**127 (float32's largest power of two).
+  max_exponent = (126 - max(cfg.count - 1, 0).bit_length()) // 2
+  exponent = _largest_finite_exponent(jax.lax.stop_gradient(x))
+  return jnp.maximum(exponent - max_exponent, 0).astype(jnp.float32)
 
 
 def _largest_finite_exponent(x):
@@ -353,35 +394,3 @@ def _largest_finite_exponent(x):
 
   largest = jax.lax.cond(jnp.isfinite(extreme), lambda: extreme, masked_max)
   return jnp.frexp(largest.astype(jnp.float32))[1]
-
-
-def _lrn_rescaled(cfg: WindowConfig, x, alpha, beta, k):
-  """LRN of bfloat16 data, whose squares may overflow float32 (``|x|`` above ~1.8e19).
-
-  bfloat16 has float32's exponent range, so ``x**2`` and the window sums can overflow the
-  float32 computation. With ``x = c u`` for a power of two ``c``,
-  ``lrn(x; alpha, beta, k) = c**(1 - 2 beta) * lrn(u; alpha, beta, k / c**2)`` exactly. ``c`` is
-  the smallest power of two (a power of ``2**m`` that makes ``c**(1 - 2 beta)`` a power of two
-  too, for a static ``beta`` that allows it) bringing the largest finite ``|x|`` down to where
-  ``n`` squares sum without overflow. For ordinary data ``c == 1`` and every rescaling is a
-  multiplication by one; otherwise the scalings are exact (powers of two), so the output is
-  rounded to bfloat16 once (twice for a traced ``beta`` or one like 0.63, whose
-  ``c**(1 - 2 beta)`` is not a power of two). The scale is a constant for differentiation;
-  autodiff carries the gradients through the rescaling into the core's custom_vjp. Elements
-  more than ~2**186 below the largest one flush to zero when scaled (XLA flushes subnormals).
-  """
-  # Largest exponent T with n * (2**T)**2 < 2**127 (float32's largest power of two).
-  max_exponent = (126 - max(cfg.count - 1, 0).bit_length()) // 2
-  exponent = _largest_finite_exponent(jax.lax.stop_gradient(x))
-  shift = jnp.maximum(exponent - max_exponent, 0)
-  steps = _power_of_two_steps(cfg.static_beta)
-  if steps is not None:
-    m, q = steps
-    multiples = -(-shift // m)  # ceil: shift rounded up to a multiple of m
-    shift = multiples * m
-    out_scale = jnp.ldexp(jnp.ones((), x.dtype), multiples * q)  # c**(1-2beta), exact
-  else:
-    out_scale = jnp.exp2(shift.astype(jnp.float32) * (1.0 - 2.0 * beta)).astype(x.dtype)
-  scaled = x * jnp.ldexp(jnp.ones((), x.dtype), -shift)
-  y = _lrn_core(cfg, scaled, alpha, beta, jnp.ldexp(k, -2 * shift))
-  return y * out_scale

@@ -189,3 +189,50 @@ def test_bfloat16_range_rescaling_with_non_finite_elements(rng):
   away = np.ones(x.shape, bool)
   away[0, 0, 0, :2] = away[0, 1, 1, 14:] = False
   assert_matches_where_representable(y[away], ref[away], jnp.bfloat16, RTOL[jnp.bfloat16])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("magnitude", [1.0, 1e30], ids=["ordinary", "1e30"])
+def test_bfloat16_hyperparameter_gradients(rng, magnitude, mode):
+  """Traced (learnable) alpha, beta, k with bfloat16 data, also where the range rescaling is
+  active: the output is still rounded once, and d/dalpha, d/dbeta, d/dk match float64 (sums of
+  float32 terms: 1e-4 relative, where the true value is a normal float32)."""
+  x, x64 = _extreme_input(rng, (2, 4, 4, 8), jnp.bfloat16, magnitude)
+  g = jnp.asarray(rng.normal(size=x.shape), jnp.bfloat16)
+  params = (jnp.float32(1e-4), jnp.float32(0.6), jnp.float32(1.5))
+  y, vjp = jax.vjp(lambda x, a, b, k: lrn(x, 5, a, b, k, mode=mode), x, *params)
+  _, da, db, dk = vjp(g)
+  ry, _, rda, rdb, rdk = reference.lrn_and_grads(
+    x64, np.asarray(g, np.float64), 5, 1e-4, 0.6, 1.5, mode=mode
+  )
+  assert_matches_where_representable(y, ry, jnp.bfloat16, RTOL[jnp.bfloat16])
+  assert_matches_where_representable(
+    np.array([da, db, dk]), np.array([rda, rdb, rdk]), jnp.float32, 1e-4
+  )
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("beta", [0.75, 0.6])
+def test_rescaled_core_equals_plain_core(rng, mode, beta):
+  """White-box check of the rescaled backward: lrn(x) = c**(1-2beta) lrn(x/c; k/c**2) exactly,
+  so the core with any shift must give the same output and cotangents (x, alpha, beta, k) as
+  without, on float64 data (where the shift is never chosen automatically)."""
+  from jax_lrn._lrn import _lrn_core, window_config
+
+  x = jnp.asarray(rng.normal(0.0, 3.0, size=(2, 5, 5, 6)))
+  g = jnp.asarray(rng.normal(size=x.shape))
+  cfg = window_config(
+    x.ndim,
+    3,
+    mode=mode,
+    channel_axis=-1,
+    spatial_axes=None,
+    even_placement="before",
+    static_beta=beta,
+  )
+  params = (jnp.float64(0.5), jnp.float64(beta), jnp.float64(1.5))
+  plain = jax.vjp(lambda *a: _lrn_core(cfg, *a, None), x, *params)
+  shifted = jax.vjp(lambda *a: _lrn_core(cfg, *a, jnp.float64(7.0)), x, *params)
+  np.testing.assert_allclose(np.asarray(shifted[0]), np.asarray(plain[0]), rtol=1e-13)
+  for a, b in zip(shifted[1](g), plain[1](g)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
