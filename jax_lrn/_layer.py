@@ -50,10 +50,6 @@ def check_hyperparameters(
         f"or the initial value of a learnable parameter), got {value!r}."
       )
     _check_param(value, name, nonnegative=name != "beta")
-  # A two-axis stand-in input validates size, mode and even_placement in lrn's own words.
-  window_config(
-    2, size, mode=mode, channel_axis=0, spatial_axes=None, even_placement=even_placement
-  )
   if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, (numbers.Integral)):
     raise TypeError(f"channel_axis must be an int, got {channel_axis!r}.")
   if spatial_axes is not None:
@@ -62,11 +58,16 @@ def check_hyperparameters(
     if not isinstance(spatial_axes, Sequence) or isinstance(spatial_axes, str):
       raise TypeError(f"spatial_axes must be a sequence of ints or None, got {spatial_axes!r}.")
     spatial_axes = tuple(spatial_axes)
-    if mode.lower() == "across_channels":
-      raise ValueError(
-        f"spatial_axes={spatial_axes!r} was given with mode='across_channels', which only "
-        "windows over channel_axis; spatial_axes applies to mode='within_channel'."
-      )
+  # A two-axis stand-in input validates size, mode, even_placement and (across channels)
+  # spatial_axes in lrn's own words; axis ranges wait for the real input's rank.
+  window_config(
+    2,
+    size,
+    mode=mode,
+    channel_axis=0,
+    spatial_axes=spatial_axes if str(mode).lower() == "across_channels" else None,
+    even_placement=even_placement,
+  )
   if not isinstance(learnable, (bool, np.bool_)):
     raise TypeError(f"learnable must be a bool, got {learnable!r}.")
   if learnable:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import numbers
@@ -63,14 +62,22 @@ def _output_scale(shift, beta):
   return jnp.exp2(shift * (1.0 - 2.0 * beta))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _lrn_core(cfg: WindowConfig, x, alpha, beta, k, shift):
+def _normalized(cfg: WindowConfig, x, alpha, beta, k, shift):
+  """``(y_u, s)``: ``u s**-beta`` and ``s`` for the widened (and rescaled) input ``u``."""
   u, k_u, _ = _widen(x, k, shift)
   s, _ = _denominator_base(u, alpha, k_u, cfg)
-  y = u * negative_power(s, beta, cfg.static_beta)
-  if shift is not None:
-    y = y * _output_scale(shift, beta)  # in float32, so the output is rounded once
-  return y.astype(x.dtype)
+  return u * negative_power(s, beta, cfg.static_beta), s
+
+
+def _output(y_u, beta, shift, dtype):
+  """``lrn(x)`` from ``y_u``: scaled back in float32 (so rounded once) and cast to ``dtype``."""
+  return (y_u if shift is None else y_u * _output_scale(shift, beta)).astype(dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _lrn_core(cfg: WindowConfig, x, alpha, beta, k, shift):
+  y_u, _ = _normalized(cfg, x, alpha, beta, k, shift)
+  return _output(y_u, beta, shift, x.dtype)
 
 
 def _lrn_core_fwd(cfg: WindowConfig, x, alpha, beta, k, shift):
@@ -80,18 +87,14 @@ def _lrn_core_fwd(cfg: WindowConfig, x, alpha, beta, k, shift):
   wanted = tuple(() if arg.perturbed else None for arg in (x, alpha, beta, k))
   x, alpha, beta, k = (arg.value for arg in (x, alpha, beta, k))
   shift = None if shift is None else shift.value
-  u, k_u, _ = _widen(x, k, shift)
-  s, _ = _denominator_base(u, alpha, k_u, cfg)
-  y = u * negative_power(s, beta, cfg.static_beta)
+  y_u, s = _normalized(cfg, x, alpha, beta, k, shift)
   # w = y / s = u s^(-beta-1): the factor every cross term of the backward shares. Divided from
   # y, not powered from u: s**-(beta+1) alone underflows float32 when s is large (|x| ~ 1e18),
   # while y / s stays representable as long as the true value is.
-  w = y / s
-  if shift is not None:
-    y = y * _output_scale(shift, beta)
+  w = y_u / s
   # Residuals: the input (in its own dtype), w (compute dtype) and scalars. The backward
   # recomputes the window sum and s^-beta from x.
-  return y.astype(x.dtype), (x, w, alpha, beta, k, shift, wanted)
+  return _output(y_u, beta, shift, x.dtype), (x, w, alpha, beta, k, shift, wanted)
 
 
 def _lrn_core_bwd(cfg: WindowConfig, res, g):
@@ -111,8 +114,8 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
   dx = dalpha = dbeta = dk = None
   if want_x:
     # dx_j = g_j s_j^-beta - 2 (alpha/n) beta x_j sum_{i: j in W(i)} t_i  (mirrored window).
-    cfg_t = dataclasses.replace(cfg, narrow_input=x.dtype.itemsize < 4)
-    dx = g * p - (2.0 * beta * alpha / cfg.count) * u * window_sum_transpose(t, cfg_t)
+    cross = window_sum_transpose(t, cfg, pad_once=x.dtype.itemsize < 4)
+    dx = g * p - (2.0 * beta * alpha / cfg.count) * u * cross
     if shift is not None:
       dx = dx * scale * inv_c
     dx = dx.astype(x.dtype)

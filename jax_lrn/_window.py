@@ -44,9 +44,6 @@ class WindowConfig:
     count: the divisor ``n`` of ``alpha / n``: ``size ** len(axes)``.
     static_beta: ``beta`` as a Python float when it is a compile-time constant (enables the exact
       ``rsqrt``/``sqrt`` fast paths), ``None`` when ``beta`` is traced.
-    narrow_input: the input is stored in a 16-bit type. Values derived from it are then worth
-      padding once along the minor axis in the transposed sum as well (see
-      :func:`window_sum_transpose`).
   """
 
   axes: tuple[int, ...]
@@ -55,7 +52,6 @@ class WindowConfig:
   hi: int
   count: int
   static_beta: float | None
-  narrow_input: bool = False
 
 
 # Windows up to this size are summed as shifted adds (see :func:`window_sum`); larger ones with
@@ -150,12 +146,12 @@ def window_sum(v, cfg: WindowConfig):
   return _window_sum(v, cfg, (cfg.lo, cfg.hi), True)
 
 
-def window_sum_transpose(v, cfg: WindowConfig):
+def window_sum_transpose(v, cfg: WindowConfig, *, pad_once: bool = False):
   """``sum_{i : j in W(i)} v_i``: the adjoint of :func:`window_sum` (the mirrored window).
 
   Equal to :func:`window_sum` for odd sizes; for even sizes the padding is swapped. Along the
-  minor axis it pads once only for 16-bit inputs (``cfg.narrow_input``): there the widening of
-  each shifted read costs more than storing the padded array once; for float32 it is the
-  other way round (measured on XLA:CPU).
+  minor axis it pads once only with ``pad_once`` (the backward sets it for 16-bit inputs): there
+  the widening of each shifted read costs more than storing the padded array once; for float32
+  it is the other way round (measured on XLA:CPU).
   """
-  return _window_sum(v, cfg, (cfg.hi, cfg.lo), cfg.narrow_input)
+  return _window_sum(v, cfg, (cfg.hi, cfg.lo), pad_once)
