@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 import operator
@@ -12,19 +11,23 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
-from jax_lrn._power import negative_power
+from jax_lrn._power import power
 from jax_lrn._window import (
   EVEN_PLACEMENTS,
+  IMPLEMENTATIONS,
   WindowConfig,
+  inner_window_sum,
+  last_window_sum,
   window_extent,
   window_sum,
-  window_sum_transpose,
 )
 
 MODES = ("across_channels", "within_channel")
 Mode = Literal["across_channels", "within_channel"]
 EvenPlacement = Literal["before", "after"]
+Implementation = Literal["shifted", "reduce_window"]
 
 # ---------------------------------------------------------------------------------------------
 # The differentiable core. x arrives in its own dtype (16-bit inputs stay 16-bit in memory, also
@@ -37,100 +40,86 @@ def _compute_dtype(dtype) -> np.dtype:
   return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
 
 
-def _denominator_base(x, alpha, k, cfg: WindowConfig):
-  """``(s, S)`` with ``S = sum_W x^2`` and ``s = k + alpha/n * S``."""
-  window_sq = window_sum(x * x, cfg)
-  return k + (alpha / cfg.count) * window_sq, window_sq
+def _denominator(partial_sq, alpha, k, cfg: WindowConfig):
+  """``(s, S)`` with ``S = sum_W u^2`` and ``s = k + alpha/n * S``.
 
-
-def _widen(x, k, shift):
-  """``(u, k_u, inv_c)``: x in the compute dtype, divided by ``c = 2**shift`` when rescaling.
-
-  With ``x = c u``, ``lrn(x; k) = c**(1 - 2 beta) lrn(u; k / c**2)``: the squares of ``u`` cannot
-  overflow float32 when ``shift`` was chosen from ``max |x|`` (see :func:`_range_shift`).
-  ``shift is None`` (every dtype but bfloat16) means no rescaling at all.
+  ``partial_sq`` is ``u^2`` summed over every window axis but the last
+  (:func:`inner_window_sum`; ``u^2`` itself across channels).
   """
-  u = x.astype(_compute_dtype(x.dtype))
-  if shift is None:
-    return u, k, None
-  inv_c = jnp.exp2(-shift)
-  return u * inv_c, k * jnp.exp2(-2.0 * shift), inv_c
+  window_sq = last_window_sum(partial_sq, cfg)
+  return k + (alpha / float(cfg.count)) * window_sq, window_sq
 
 
-def _output_scale(shift, beta):
-  """``c**(1 - 2 beta)`` for ``c = 2**shift``: what turns ``lrn(u)`` back into ``lrn(x)``."""
-  return jnp.exp2(shift * (1.0 - 2.0 * beta))
+def _widen(x):
+  """x in the compute dtype (float32, or float64 for float64 input)."""
+  return x.astype(_compute_dtype(x.dtype))
 
 
-def _normalized(cfg: WindowConfig, x, alpha, beta, k, shift):
-  """``(y_u, s)``: ``u s**-beta`` and ``s`` for the widened (and rescaled) input ``u``."""
-  u, k_u, _ = _widen(x, k, shift)
-  s, _ = _denominator_base(u, alpha, k_u, cfg)
-  return u * negative_power(s, beta, cfg.static_beta), s
+def _forward(cfg: WindowConfig, x, alpha, beta, k):
+  u = _widen(x)
+  s, _ = _denominator(inner_window_sum(u * u, cfg), alpha, k, cfg)
+  return (u / power(s, beta, cfg.static_beta)).astype(x.dtype)
 
 
-def _output(y_u, beta, shift, dtype):
-  """``lrn(x)`` from ``y_u``: scaled back in float32 (so rounded once) and cast to ``dtype``."""
-  return (y_u if shift is None else y_u * _output_scale(shift, beta)).astype(dtype)
+_lrn_core = jax.custom_vjp(_forward, nondiff_argnums=(0,))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _lrn_core(cfg: WindowConfig, x, alpha, beta, k, shift):
-  y_u, _ = _normalized(cfg, x, alpha, beta, k, shift)
-  return _output(y_u, beta, shift, x.dtype)
-
-
-def _lrn_core_fwd(cfg: WindowConfig, x, alpha, beta, k, shift):
+def _lrn_core_fwd(cfg: WindowConfig, x, alpha, beta, k):
   # symbolic_zeros=True: every argument arrives as CustomVJPPrimal(value, perturbed). Which
   # cotangents are wanted is recorded in the residuals' (static) tree structure: () or None.
-  # shift (a constant: it comes from stop_gradient) is never differentiated.
   wanted = tuple(() if arg.perturbed else None for arg in (x, alpha, beta, k))
   x, alpha, beta, k = (arg.value for arg in (x, alpha, beta, k))
-  shift = None if shift is None else shift.value
-  y_u, s = _normalized(cfg, x, alpha, beta, k, shift)
-  # w = y / s = u s^(-beta-1): the factor every cross term of the backward shares. Divided from
-  # y, not powered from u: s**-(beta+1) alone underflows float32 when s is large (|x| ~ 1e18),
-  # while y / s stays representable as long as the true value is.
-  w = y_u / s
-  # Residuals: the input (in its own dtype), w (compute dtype) and scalars. The backward
-  # recomputes the window sum and s^-beta from x.
-  return _output(y_u, beta, shift, x.dtype), (x, w, alpha, beta, k, shift, wanted)
+  # The only array residual is x itself, in its own dtype (the layer before LRN usually keeps
+  # it anyway); the backward recomputes the window sums and the power from it.
+  return _forward(cfg, x, alpha, beta, k), (x, alpha, beta, k, wanted)
 
 
 def _lrn_core_bwd(cfg: WindowConfig, res, g):
-  x, w, alpha, beta, k, shift, wanted = res
+  x, alpha, beta, k, wanted = res
   want_x, want_alpha, want_beta, want_k = (flag is not None for flag in wanted)
   if isinstance(g, jax.custom_derivatives.SymbolicZero):
-    return (None, None, None, None, None)
-  u, k_u, inv_c = _widen(x, k, shift)
-  g = g.astype(w.dtype)
-  s, window_sq = _denominator_base(u, alpha, k_u, cfg)
-  p = negative_power(s, beta, cfg.static_beta)
-  # t_i = g_i y_i / s_i: the shared factor of every cross term.
-  t = g * w
-  # With rescaling, y = c**(1-2beta) Y(u) (Y: the LRN of u with k / c**2); every cotangent is
-  # that of Y times c**(1-2beta), and dx and dk carry the chain-rule factors 1/c and 1/c**2.
-  scale = None if shift is None else _output_scale(shift, beta)
+    return (None, None, None, None)
+  # Two passes over memory (plus one per extra window axis), each one fused loop that sums its
+  # window from shifted reads (on CPU; see jax_lrn._window):
+  #   1. t = g y / s, stored once (read x, g; write t);
+  #   2. dx = g s^-beta - 2 beta alpha/n x W'(t), with s recomputed from x (read x, g, t).
+  # The optimization barriers hold XLA to that plan. Without them it fuses everything into one
+  # loop that recomputes t (its window sum and power) at each of the `size` shifts of W'(t), or
+  # shares s between the passes (and with the forward pass's y) by storing every shifted copy
+  # of x^2: several arrays' worth of extra memory traffic. The first barrier also makes this
+  # pass independent of the forward pass when both are in one program.
+  x, g = lax.optimization_barrier((x, g))
+  u = _widen(x)
+  g = g.astype(u.dtype)
+  partial_sq = inner_window_sum(u * u, cfg)
+  s, window_sq = _denominator(partial_sq, alpha, k, cfg)
+  y = u / power(s, beta, cfg.static_beta)
+  # t_i = g_i y_i / s_i: the shared factor of every cross term. Divided from y, not powered
+  # from u: s**-(beta+1) alone underflows float32 when s is large (|x| ~ 1e18), while y / s
+  # stays representable as long as the true value is.
+  t = g * y / s
   dx = dalpha = dbeta = dk = None
   if want_x:
     # dx_j = g_j s_j^-beta - 2 (alpha/n) beta x_j sum_{i: j in W(i)} t_i  (mirrored window).
-    cross = window_sum_transpose(t, cfg, pad_once=x.dtype.itemsize < 4)
-    dx = g * p - (2.0 * beta * alpha / cfg.count) * u * cross
-    if shift is not None:
-      dx = dx * scale * inv_c
-    dx = dx.astype(x.dtype)
+    if len(cfg.axes) == 1:
+      x, t_stored = lax.optimization_barrier((x, t))
+      u = _widen(x)
+      partial_sq = u * u
+    else:  # the stored partial sums of squares are read again, not recomputed
+      x, partial_sq, t_stored = lax.optimization_barrier((x, partial_sq, t))
+      u = _widen(x)
+    s_beta = power(_denominator(partial_sq, alpha, k, cfg)[0], beta, cfg.static_beta)
+    cross = window_sum(t_stored, cfg, transpose=True)
+    dx = (g / s_beta - (2.0 * beta * alpha / float(cfg.count)) * u * cross).astype(x.dtype)
   if want_alpha:
-    dalpha = -(beta / cfg.count) * jnp.sum(t * window_sq)
-    dalpha = dalpha if shift is None else dalpha * scale
+    dalpha = -(beta / float(cfg.count)) * jnp.sum(t * window_sq)
   if want_k:
     dk = -beta * jnp.sum(t)
-    dk = dk if shift is None else dk * scale * inv_c * inv_c
   if want_beta:
-    if shift is None:
-      dbeta = -jnp.sum(g * u * p * jnp.log(s))
-    else:  # log of the true s = c**2 s_u
-      dbeta = -jnp.sum(g * u * p * (jnp.log(s) + float(2.0 * np.log(2.0)) * shift)) * scale
-  return dx, dalpha, dbeta, dk, None
+    # d y_i / d beta = -y_i log s_i; zero where y_i is (x_i = 0 leaves y_i = 0 for every beta,
+    # also where s_i = 0).
+    dbeta = -jnp.sum(jnp.where(y == 0, 0.0, g * y * jnp.log(s)))
+  return dx, dalpha, dbeta, dk
 
 
 _lrn_core.defvjp(_lrn_core_fwd, _lrn_core_bwd, symbolic_zeros=True)
@@ -222,6 +211,7 @@ def window_config(
   spatial_axes,
   even_placement: str,
   static_beta: float | None = None,
+  implementation: str | None = None,
 ) -> WindowConfig:
   """Validates the static arguments of :func:`lrn` and returns the canonical window."""
   size = _check_size(size)
@@ -249,9 +239,20 @@ def window_config(
         f"spatial axis), got rank {ndim}."
       )
     axes = _spatial_axes(spatial_axes, ndim, channel_axis)
+  if implementation is not None and implementation not in IMPLEMENTATIONS:
+    raise ValueError(
+      f"implementation must be None (the platform's choice) or one of {IMPLEMENTATIONS}, got "
+      f"{implementation!r}."
+    )
   lo, hi = window_extent(size, even_placement)
   return WindowConfig(
-    axes=axes, size=size, lo=lo, hi=hi, count=size ** len(axes), static_beta=static_beta
+    axes=axes,
+    size=size,
+    lo=lo,
+    hi=hi,
+    count=size ** len(axes),
+    static_beta=static_beta,
+    implementation=implementation,
   )
 
 
@@ -271,6 +272,7 @@ def lrn(
   channel_axis: int = -1,
   spatial_axes: Sequence[int] | None = None,
   even_placement: EvenPlacement = "before",
+  implementation: Implementation | None = None,
 ) -> jax.Array:
   r"""Local response normalization.
 
@@ -296,11 +298,13 @@ def lrn(
   ``even_placement="after"`` (ONNX, cuDNN, MatConvNet) puts the larger half after.
   The ``jax_lrn.compat`` functions spell out each framework's convention.
 
-  Numerics: 16-bit inputs are squared, summed and raised to ``-beta`` in float32, and the result
-  is cast back to the input dtype. Exponents that are multiples of 1/4 up to 2 (0.5, 0.75, 1,
-  ...) given as Python numbers use exact ``rsqrt``/``sqrt`` products; other exponents, and
-  traced ``beta``, use ``exp(-beta * log(s))``. With ``k = 0`` an all-zero window gives
-  ``0 * inf = nan``, as in every framework.
+  Numerics: 16-bit inputs are squared, summed and raised to ``beta`` in float32, and the result
+  is cast back to the input dtype (bfloat16 thus has float32's range: squares overflow above
+  ``|x|`` ~ 1.8e19, as for float32 input). Exponents that are multiples of 1/4 up to 2 (0.5,
+  0.75, 1, ...) given as Python numbers use products of ``sqrt``; other exponents, and traced
+  ``beta``, use ``exp(beta * log(s))``; ``beta = 0`` gives ``s ** 0 = 1`` on both paths. With
+  ``k = 0`` an all-zero window gives ``0 / 0 = nan``, as in every framework. Every output
+  depends only on the inputs in its window.
 
   Differentiation goes through a ``jax.custom_vjp`` closed form,
   ``dx_j = g_j s_j^{-beta} - 2 beta alpha/n x_j sum_{i: j in W(i)} g_i y_i / s_i``, which is
@@ -322,6 +326,11 @@ def lrn(
       ``vmap``-ped inputs.
     even_placement: where the larger half of an even-size window goes: ``"before"`` (PyTorch)
       or ``"after"`` (ONNX, cuDNN). No effect for odd sizes.
+    implementation: how window sums are computed: ``None`` (default) picks per platform
+      (``"shifted"`` on CPU, ``"reduce_window"`` on GPU and TPU; also inside a program exported
+      for several platforms); ``"shifted"`` adds shifted copies, which XLA fuses with the
+      elementwise work; ``"reduce_window"`` uses ``lax.reduce_window``. Both give the same
+      values to rounding. Windows longer than 16 along an axis always use ``reduce_window``.
 
   Returns:
     Array of the same shape and dtype as ``x``.
@@ -338,7 +347,7 @@ def lrn(
     >>> from jax_lrn import lrn
     >>> x = jnp.arange(1.0, 5.0, dtype=jnp.float32).reshape(1, 4)
     >>> lrn(x, size=3, alpha=3.0, beta=1.0, k=1.0)  # y_1 = 2 / (1 + (1 + 4 + 9))
-    Array([[0.16666667, 0.13333334, 0.10000001, 0.15384616]], dtype=float32)
+    Array([[0.16666667, 0.13333334, 0.1       , 0.15384616]], dtype=float32)
     >>> lrn(jnp.ones((2, 8, 8, 3), jnp.float32), size=3, mode="within_channel").shape
     (2, 8, 8, 3)
   """
@@ -360,40 +369,8 @@ def lrn(
     spatial_axes=spatial_axes,
     even_placement=even_placement,
     static_beta=static_beta,
+    implementation=implementation,
   )
   # float16/bfloat16 compute in float32; float32 and float64 in themselves.
   alpha, beta, k = (jnp.asarray(p, dtype=_compute_dtype(dtype)) for p in (alpha, beta, k))
-  shift = _range_shift(x, cfg) if dtype == jnp.bfloat16 else None
-  return _lrn_core(cfg, x, alpha, beta, k, shift)
-
-
-def _range_shift(x, cfg: WindowConfig):
-  """For bfloat16 input: ``shift`` with ``c = 2**shift`` the smallest power of two that brings the
-  largest finite ``|x|`` down to where ``n`` squares sum without overflowing float32.
-
-  bfloat16 has float32's exponent range, so ``x**2`` and its window sums can overflow the float32
-  computation above ``|x|`` ~ 1.8e19. The core computes on ``u = x / c`` (exactly, a power of
-  two) and scales the result by ``c**(1 - 2 beta)`` before the single rounding to bfloat16
-  (:func:`_widen`). For ordinary data ``shift == 0``. The shift is a constant for
-  differentiation. Elements more than ~2**186 below the largest one flush to zero when scaled
-  (XLA flushes subnormals), and ``k / c**2`` does too for ``|x|`` above ~2**123.
-  """
-  # Largest exponent T with n * (2**T)**2 < 2**127 (float32's largest power of two).
-  max_exponent = (126 - max(cfg.count - 1, 0).bit_length()) // 2
-  exponent = _largest_finite_exponent(jax.lax.stop_gradient(x))
-  return jnp.maximum(exponent - max_exponent, 0).astype(jnp.float32)
-
-
-def _largest_finite_exponent(x):
-  """``e`` with ``max |x| < 2**e`` over the finite elements of ``x`` (0 for none).
-
-  ``max(max(x), -min(x))`` reads ``x`` once with XLA's fast reductions; only when that is not
-  finite (an inf or nan is present) is the slower masked maximum computed.
-  """
-  extreme = jnp.maximum(jnp.max(x, initial=-jnp.inf), -jnp.min(x, initial=jnp.inf))
-
-  def masked_max():
-    return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0), initial=0).astype(extreme.dtype)
-
-  largest = jax.lax.cond(jnp.isfinite(extreme), lambda: extreme, masked_max)
-  return jnp.frexp(largest.astype(jnp.float32))[1]
+  return _lrn_core(cfg, x, alpha, beta, k)

@@ -1,22 +1,48 @@
 """Static window configuration and the window sums LRN is built on.
 
-Everything here is static (hashable, resolved at trace time) except the arrays passed to
-:func:`window_sum` and :func:`window_sum_transpose`.
+Everything here is static (hashable, resolved at trace time) except the arrays passed to the
+window sums. A window spans one axis (``across_channels``) or several (``within_channel``) and is
+summed separably, one axis at a time, by one of two implementations:
+
+* ``"shifted"``: ``size`` shifted copies of the array (each a ``lax.pad`` with negative
+  padding) added together. XLA fuses them with the elementwise work before and after, so on
+  XLA:CPU squares, window sum, power and product are one loop over memory.
+* ``"reduce_window"``: one ``lax.reduce_window`` per axis, a single operation whose program does
+  not grow with the window. XLA:CPU never fuses it with its producer or consumer (an extra pass
+  over memory); XLA:GPU and XLA:TPU fuse it.
+
+``implementation=None`` chooses per platform with ``lax.platform_dependent``, so a program
+exported for several platforms carries each one's choice:
+
+* CPU: ``"shifted"`` (measured by ``benchmarks/bench_lrn.py``: the fused loops run at the speed
+  of one elementwise pass, ``reduce_window`` at several).
+* GPU and TPU: ``"reduce_window"``, the operation XLA's accelerator backends are built to fuse
+  and tile. Neither has been measured against ``"shifted"`` on a real device yet;
+  ``benchmarks/device_check.py`` times both. TPU shares GPU's choice for that reason and because
+  both backends fuse ``reduce_window`` with its elementwise neighbours, which is what the
+  shifted form buys on CPU.
+
+Windows longer than ``SHIFTED_MAX_SIZE`` along an axis always use ``reduce_window`` (the shifted
+form's program grows with the size). Windows longer than their axis are clipped to it (elements
+past the edge are zeros either way), so the work never grows with ``size`` beyond the array.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import jax
 import numpy as np
 from jax import lax
 from jax.sharding import AxisType
 
-from jax_lrn._power import has_fast_path
-
 EVEN_PLACEMENTS = ("before", "after")
+IMPLEMENTATIONS = ("shifted", "reduce_window")
+
+# Windows longer than this along an axis are summed with reduce_window whatever the platform.
+SHIFTED_MAX_SIZE = 16
 
 
 def window_extent(size: int, even_placement: str) -> tuple[int, int]:
@@ -44,6 +70,7 @@ class WindowConfig:
     count: the divisor ``n`` of ``alpha / n``: ``size ** len(axes)``.
     static_beta: ``beta`` as a Python float when it is a compile-time constant (enables the exact
       ``rsqrt``/``sqrt`` fast paths), ``None`` when ``beta`` is traced.
+    implementation: ``"shifted"``, ``"reduce_window"``, or ``None`` for the platform's choice.
   """
 
   axes: tuple[int, ...]
@@ -52,11 +79,7 @@ class WindowConfig:
   hi: int
   count: int
   static_beta: float | None
-
-
-# Windows up to this size are summed as shifted adds (see :func:`window_sum`); larger ones with
-# one ``lax.reduce_window`` per axis, whose cost does not grow the program with the size.
-SHIFTED_MAX_SIZE = 16
+  implementation: str | None = None
 
 
 def _explicit_mesh_axes(v, axis: int) -> tuple[str, ...]:
@@ -70,9 +93,22 @@ def _explicit_mesh_axes(v, axis: int) -> tuple[str, ...]:
   )
 
 
-def _sum_along(v, axis: int, size: int, pad: tuple[int, int]):
+def _clipped(pad: tuple[int, int], extent) -> tuple[int, int]:
+  """The window's reach ``(before, after)`` clipped to an axis of ``extent`` elements.
+
+  Elements more than ``extent - 1`` away lie outside the array (zeros), so a longer reach sums
+  the same values. Symbolic extents (``jax.export``) cannot be compared: no clipping.
+  """
+  if not isinstance(extent, int):
+    return pad
+  reach = max(extent - 1, 0)
+  return min(pad[0], reach), min(pad[1], reach)
+
+
+def reduce_window_sum_along(v, axis: int, pad: tuple[int, int]):
+  """``sum_{d=-pad[0]}^{pad[1]} v[i + d]`` along ``axis`` (zero-padded): one ``reduce_window``."""
   window = [1] * v.ndim
-  window[axis] = size
+  window[axis] = pad[0] + pad[1] + 1
   padding = [(0, 0)] * v.ndim
   padding[axis] = pad
   # The monoid form (literal zero init, lax.add) is what gives reduce_window its transpose rule,
@@ -87,71 +123,72 @@ def _shifted(v, axis: int, offset: int):
   return lax.pad(v, np.zeros((), v.dtype), config)
 
 
-def _shifted_sum_along(v, axis: int, pad: tuple[int, int], pad_once: bool):
-  """``sum_{d=-pad[0]}^{pad[1]} v[i + d]`` as a sum of shifted copies of ``v``.
-
-  Along the minor (last) axis with ``pad_once`` the array is zero-padded once and the copies
-  are static slices of it (plain offset loads, which vectorise); elsewhere each copy is its own
-  ``lax.pad`` with negative padding, which fuses without materialising anything.
-  """
-  extent = v.shape[axis]
-  if pad_once and axis == v.ndim - 1:
-    config = [(0, 0, 0)] * v.ndim
-    config[axis] = (pad[0], pad[1], 0)
-    padded = lax.pad(v, np.zeros((), v.dtype), config)
-    out = None
-    for start in range(pad[0] + pad[1] + 1):
-      part = lax.slice_in_dim(padded, start, start + extent, axis=axis)
-      out = part if out is None else out + part
-    return out
+def shifted_sum_along(v, axis: int, pad: tuple[int, int]):
+  """``sum_{d=-pad[0]}^{pad[1]} v[i + d]`` along ``axis`` as a sum of shifted copies of ``v``."""
   out = v
   for offset in range(-pad[0], pad[1] + 1):
-    if offset != 0 and abs(offset) < extent:  # shifts past the edge contribute only zeros
+    if offset != 0:
       out = out + _shifted(v, axis, offset)
   return out
 
 
-def _window_sum(v, cfg: WindowConfig, pad: tuple[int, int], pad_once: bool):
-  fuse = cfg.size <= SHIFTED_MAX_SIZE and has_fast_path(cfg.static_beta)
-  last = len(cfg.axes) - 1
-  for i, axis in enumerate(cfg.axes):
-    if i == last and fuse:
-      sum_along = functools.partial(_shifted_sum_along, axis=axis, pad=pad, pad_once=pad_once)
-    else:
-      sum_along = functools.partial(_sum_along, axis=axis, size=cfg.size, pad=pad)
-    explicit = _explicit_mesh_axes(v, axis)
-    if explicit:
-      # On an Explicit mesh, JAX's sharding-in-types rules reject padding a sharded axis (the
-      # shifted sums pad, and so does the transpose of reduce_window in grad-of-grad). Inside
-      # auto_axes the SPMD partitioner handles it with halo exchanges (collective-permutes),
-      # and the result keeps v's sharding.
-      sharding = jax.typeof(v).sharding
-      sum_along = jax.sharding.auto_axes(sum_along, axes=explicit, out_sharding=sharding)
-    v = sum_along(v)
+def _sum_along(v, axis: int, pad: tuple[int, int], implementation: str | None):
+  pad = _clipped(pad, v.shape[axis])
+  sum_along: Callable
+  if implementation == "reduce_window" or pad[0] + pad[1] + 1 > SHIFTED_MAX_SIZE:
+    sum_along = functools.partial(reduce_window_sum_along, axis=axis, pad=pad)
+  elif implementation == "shifted":
+    sum_along = functools.partial(shifted_sum_along, axis=axis, pad=pad)
+  else:
+
+    def sum_along(v):
+      return lax.platform_dependent(
+        v,
+        cpu=functools.partial(shifted_sum_along, axis=axis, pad=pad),
+        default=functools.partial(reduce_window_sum_along, axis=axis, pad=pad),
+      )
+
+  explicit = _explicit_mesh_axes(v, axis)
+  if explicit:
+    # On an Explicit mesh, JAX's sharding-in-types rules reject padding a sharded axis (both
+    # implementations pad, and so does the transpose of reduce_window in grad-of-grad). Inside
+    # auto_axes the SPMD partitioner handles it with halo exchanges (collective-permutes), and
+    # the result keeps v's sharding.
+    sharding = jax.typeof(v).sharding
+    sum_along = jax.sharding.auto_axes(sum_along, axes=explicit, out_sharding=sharding)
+  return sum_along(v)
+
+
+def _reach(cfg: WindowConfig, transpose: bool) -> tuple[int, int]:
+  # The adjoint of a window sum sums over the mirrored window: (hi, lo) instead of (lo, hi).
+  return (cfg.hi, cfg.lo) if transpose else (cfg.lo, cfg.hi)
+
+
+def inner_window_sum(v, cfg: WindowConfig, *, transpose: bool = False):
+  """The window sum over every window axis but the last (``v`` itself for a one-axis window).
+
+  Always ``lax.reduce_window``: XLA:CPU stores its result, so the last axis' shifted copies read
+  the partial sum instead of recomputing it ``size`` times each (XLA fuses shifted sums into
+  shifted sums, and an optimization barrier does not stop fusion).
+  """
+  for axis in cfg.axes[:-1]:
+    v = _sum_along(v, axis, _reach(cfg, transpose), "reduce_window")
   return v
 
 
-def window_sum(v, cfg: WindowConfig):
-  """``sum_{j in W(i)} v_j``: the zero-padded window sum, separably one axis at a time.
+def last_window_sum(v, cfg: WindowConfig, *, transpose: bool = False):
+  """The window sum along the last window axis (of the output of :func:`inner_window_sum`).
 
-  When the power has an exact ``rsqrt``/``sqrt`` form (``cfg.static_beta``, see
-  :func:`jax_lrn._power.has_fast_path`) and ``size <= SHIFTED_MAX_SIZE``, the last window axis
-  (the only one for ``across_channels``) is summed as ``size`` shifted copies of ``v``: XLA fuses
-  those adds with the elementwise work around them, so squares, window sum, power and product
-  become one pass over memory. Every other axis, and every axis for other exponents, is one
-  ``lax.reduce_window``, which XLA:CPU never fuses with its producer or consumer (one pass of its
-  own). Measured on XLA:CPU: a fully fused 2-D window (25-fold recomputation) and a fused
-  ``exp``/``log`` power both run slower than that extra pass.
+  With the shifted implementation it fuses with the elementwise work around it.
   """
-  return _window_sum(v, cfg, (cfg.lo, cfg.hi), True)
+  return _sum_along(v, cfg.axes[-1], _reach(cfg, transpose), cfg.implementation)
 
 
-def window_sum_transpose(v, cfg: WindowConfig, *, pad_once: bool = False):
-  """``sum_{i : j in W(i)} v_i``: the adjoint of :func:`window_sum` (the mirrored window).
+def window_sum(v, cfg: WindowConfig, *, transpose: bool = False):
+  """``sum_{j in W(i)} v_j``, zero-padded; with ``transpose``, ``sum_{i : j in W(i)} v_i``.
 
-  Equal to :func:`window_sum` for odd sizes; for even sizes the padding is swapped. Along the
-  minor axis it pads once only with ``pad_once`` (the backward sets it for 16-bit inputs): there
-  the widening of each shifted read costs more than storing the padded array once; for float32
-  it is the other way round (measured on XLA:CPU).
+  The transpose (the adjoint, over the mirrored window) equals the plain sum for odd sizes; for
+  even sizes the window's two halves swap.
   """
-  return _window_sum(v, cfg, (cfg.hi, cfg.lo), pad_once)
+  inner = inner_window_sum(v, cfg, transpose=transpose)
+  return last_window_sum(inner, cfg, transpose=transpose)

@@ -436,7 +436,7 @@ def torch(
     >>> import jax.numpy as jnp
     >>> x = jnp.arange(1.0, 5.0, dtype=jnp.float32).reshape(1, 4, 1)
     >>> torch(x, 2, alpha=2.0, beta=1.0)[0, :, 0]  # windows {c-1, c}: y_1 = 2 / (1 + 1 + 4)
-    Array([0.5       , 0.33333334, 0.21428573, 0.15384616], dtype=float32)
+    Array([0.5       , 0.33333334, 0.21428572, 0.15384616], dtype=float32)
   """
   _check_rank(x, "PyTorch", ">= 3 (N, C, *)", lambda n: n >= 3)
   return lrn(x, **from_torch(size, alpha, beta, k))

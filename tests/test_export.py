@@ -48,6 +48,29 @@ def test_export_symbolic_batch(rng):
     np.testing.assert_array_equal(np.asarray(restored.call(x)), np.asarray(jax.jit(fn)(x)))
 
 
+@pytest.mark.parametrize(
+  "spec, kw, shapes",
+  [
+    ("b, c, 8, 8", dict(channel_axis=1), [(2, 3, 8, 8), (1, 17, 8, 8)]),  # NCHW, any C
+    ("b, h, w, 8", dict(), [(2, 3, 4, 8), (1, 9, 2, 8)]),  # NHWC, any image size
+    ("b, h, w, c", dict(), [(2, 3, 4, 5), (1, 1, 7, 9)]),
+    ("b, h, w, 8", dict(mode="within_channel"), [(2, 3, 4, 8), (1, 9, 2, 8)]),
+    ("b, 8, h, w", dict(mode="within_channel", channel_axis=1), [(2, 8, 3, 4), (1, 8, 9, 1)]),
+    ("b, h, w, c", dict(mode="within_channel"), [(2, 3, 4, 5), (1, 11, 2, 1)]),
+  ],
+)
+def test_export_symbolic_sizes_on_every_axis(rng, spec, kw, shapes):
+  """Symbolic channels, height and width (a CNN exported for any image size), forward and
+  gradient, called at two concrete sizes each (also sizes smaller than the window)."""
+  f = lambda x: lrn(x, 5, 1e-2, **kw)  # noqa: E731
+  grad = jax.grad(lambda x: jnp.sum(f(x) ** 2))
+  for fn in (f, grad):
+    restored = _round_trip(fn, jax.ShapeDtypeStruct(export.symbolic_shape(spec), jnp.float32))
+    for shape in shapes:
+      x, _ = random_input(rng, shape, jnp.float32)
+      np.testing.assert_array_equal(np.asarray(restored.call(x)), np.asarray(jax.jit(fn)(x)))
+
+
 class SmallNet(nn.Module):
   """Conv -> ReLU -> LRN -> pool -> dense: the AlexNet pattern in miniature (Linen)."""
 

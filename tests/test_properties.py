@@ -8,7 +8,7 @@ derandomized (see conftest.py).
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from jax_lrn import lrn
@@ -85,3 +85,64 @@ def test_all_dtypes_and_empty_axes(case):
   if rdx.size:
     scale = max(np.max(np.abs(rdx)), 1e-30)
     assert np.max(np.abs(np.asarray(dx, np.float64) - rdx)) <= rtol * 2 * scale
+
+
+REPLACEMENTS = ["huge", "-huge", "tiny", "zero", "nan", "inf", "-inf"]
+
+
+def _replacement(kind: str, dtype):
+  info = jnp.finfo(dtype)
+  return {
+    "huge": float(info.max),
+    "-huge": -float(info.max),
+    "tiny": float(info.tiny),
+    "zero": 0.0,
+    "nan": np.nan,
+    "inf": np.inf,
+    "-inf": -np.inf,
+  }[kind]
+
+
+def _region(shape, index, axes, before, after):
+  """Positions j with j[a] - index[a] in [-before, after] on the window axes, equal elsewhere."""
+  idx = np.indices(shape)
+  inside = np.ones(shape, bool)
+  for a in range(len(shape)):
+    d = idx[a] - index[a]
+    inside &= (-before <= d) & (d <= after) if a in axes else d == 0
+  return inside
+
+
+@settings(max_examples=40, deadline=None)
+@given(lrn_cases(dtypes=DTYPES), st.data())
+def test_outputs_depend_only_on_their_window(case, data):
+  """Locality, for every dtype and both modes: changing inputs outside the window of output i
+  to huge, tiny, zero, NaN or Inf values leaves y_i bit for bit unchanged, and changing inputs
+  outside the region dx_i depends on (the windows of the outputs whose windows hold i: up to
+  size - 1 positions away on each window axis) leaves dx_i unchanged for a fixed cotangent."""
+  shape, size, alpha, beta, k, kw, dtype, seed = case
+  rng = np.random.default_rng(seed)
+  index = tuple(data.draw(st.integers(0, n - 1)) for n in shape)
+  kind = data.draw(st.sampled_from(REPLACEMENTS))
+  mode = kw["mode"]
+  ndim = len(shape)
+  axes = {kw["channel_axis"] % ndim} if mode == "across_channels" else set(kw["spatial_axes"])
+  lo = size // 2 if kw["even_placement"] == "before" else (size - 1) // 2
+  window = _region(shape, index, axes, lo, size - 1 - lo)
+  gradient_region = _region(shape, index, axes, size - 1, size - 1)
+  x = jnp.asarray(rng.normal(0.0, 2.0, size=shape), dtype)
+  g = jnp.asarray(rng.normal(size=shape), dtype)
+  changed = rng.random(shape) < data.draw(st.sampled_from([0.3, 1.0]))
+  assume(np.any(changed & ~window))
+  bad = jnp.asarray(_replacement(kind, dtype), dtype)
+  f = jax.jit(lambda x: jax.vjp(lambda x: lrn(x, size, alpha, beta, k, **kw), x)[1](g)[0])
+  y_of = jax.jit(lambda x: lrn(x, size, alpha, beta, k, **kw))
+  y, y_changed = y_of(x), y_of(jnp.where(changed & ~window, bad, x))
+  assert np.asarray(y, np.float64)[index] == np.asarray(y_changed, np.float64)[index] or (
+    np.isnan(np.asarray(y, np.float64)[index])
+    and np.isnan(np.asarray(y_changed, np.float64)[index])
+  )
+  dx, dx_changed = f(x), f(jnp.where(changed & ~gradient_region, bad, x))
+  np.testing.assert_array_equal(
+    np.asarray(dx, np.float64)[index], np.asarray(dx_changed, np.float64)[index]
+  )

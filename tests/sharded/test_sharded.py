@@ -27,6 +27,13 @@ SHARDINGS = [
   (P(None, None, None, "d"), dict(mode="within_channel"), "none"),
 ]
 IDS = [f"{spec}-{kw}" for spec, kw, _ in SHARDINGS]
+# Results are bitwise equal to the unsharded ones where every device runs the unsharded loop on
+# its shard. Sharding the minor (channel) axis leaves 4 of 32 channels per device, and XLA:CPU
+# vectorises the loop over that axis differently: the within-channel gradient then rounds a
+# few elements at the spatial window's edges differently (0.9% of dx, up to 3e-6 relative).
+# The same program run unsharded on a 4-channel slice differs from the 32-channel run in the
+# same way, so it is the loop shape, not the sharding: those cases get the tolerance below.
+MINOR_AXIS_SHARDED = P(None, None, None, "d")
 
 
 def _data(dtype=jnp.float32):
@@ -69,7 +76,8 @@ def test_sharded_equals_unsharded(axis_type, spec, kw, exchange):
   xs = jax.device_put(x, NamedSharding(mesh, spec))
   with jax.set_mesh(mesh):
     y, dx = fwd(xs), grad(xs)
-  assert_same_result(y, y_ref, dx, dx_ref, bitwise=exchange == "none")
+  bitwise = exchange == "none" and spec != MINOR_AXIS_SHARDED
+  assert_same_result(y, y_ref, dx, dx_ref, bitwise=bitwise)
   assert y.sharding.is_equivalent_to(xs.sharding, x.ndim)
   assert dx.sharding.is_equivalent_to(xs.sharding, x.ndim)
 
@@ -147,3 +155,20 @@ def test_inside_shard_map():
   g = jax.jit(jax.grad(lambda x: jnp.sum(f(x) ** 2)))(xs)
   g_ref = jax.jit(jax.grad(lambda x: jnp.sum(lrn(x, 5, 1.0) ** 2)))(x)
   np.testing.assert_array_equal(np.asarray(g), np.asarray(g_ref))
+
+
+@pytest.mark.parametrize("axis_type", AXIS_TYPES, ids=str)
+@pytest.mark.parametrize("spec, kw, exchange", SHARDINGS, ids=IDS)
+def test_sharded_backward_computes_once(axis_type, spec, kw, exchange):
+  """Each device's program evaluates every transcendental op once per element, as unsharded
+  (see tests/test_cost.py): halo exchanges do not bring back per-shift recomputation."""
+  import hlo_cost
+
+  x = _data()
+  mesh = jax.make_mesh((8,), ("d",), axis_types=(axis_type,))
+  xs = jax.device_put(x, NamedSharding(mesh, spec))
+  _, grad = _functions(kw)
+  with jax.set_mesh(mesh):
+    cost = hlo_cost.cost(grad.lower(xs).compile().as_text())
+  assert cost.transcendentals > 0
+  assert cost.executed_transcendentals == cost.transcendentals
