@@ -13,6 +13,14 @@ conv5 256x3x3 (2 groups) -> maxpool 3/2; fc6 4096, fc7 4096 (dropout 0.5), fc8 1
 groups are the paper's two GPU towers in one model, as in Caffe's ``bvlc_alexnet``: 60,965,224
 parameters. ``--groups 1`` gives the ungrouped single-tower variant (62,378,344).
 
+Dropout: both models take the dropout key as an argument (``dropout_key``) and split it into one
+key per dropout layer, so that NNX and Linen draw the same masks and, with the same weights,
+compute the same training losses (the script checks this, step by step). Left to themselves
+they would not: ``nnx.Dropout`` draws its key from an ``nnx.Rngs`` stream (a counter folded
+into the key) and ``linen.Dropout`` from ``make_rng('dropout')`` (the module path folded into
+the key), so the same seed gives different masks and different losses, though the logits of
+both (without dropout) are the same.
+
 Run:  python examples/alexnet.py                 # parameter counts, forward passes, NNX == Linen
       python examples/alexnet.py --steps 5       # plus 5 SGD steps on random data with optax
       python examples/alexnet.py --smoke         # batch 1, one step: what the tests run
@@ -54,6 +62,11 @@ def _max_pool(x):
   return nn.max_pool(x, (3, 3), strides=(2, 2))  # overlapping pooling, VALID
 
 
+def _dropout_keys(key: jax.Array | None) -> list[jax.Array | None]:
+  """One key per dropout layer (after fc6 and fc7); ``None`` when dropout is off."""
+  return [None] * len(FCS) if key is None else list(jax.random.split(key, len(FCS)))
+
+
 class AlexNetNNX(nnx.Module):
   """AlexNet in Flax NNX; ``groups`` splits conv2, conv4 and conv5 into the paper's towers."""
 
@@ -81,16 +94,18 @@ class AlexNetNNX(nnx.Module):
       features = width
     self.dropout = nnx.Dropout(dropout)
 
-  def __call__(self, x: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
-    """Logits for NHWC ``x``; ``train=True`` turns dropout on and needs ``rngs``."""
+  def __call__(
+    self, x: jax.Array, train: bool = False, dropout_key: jax.Array | None = None
+  ) -> jax.Array:
+    """Logits for NHWC ``x``; ``train=True`` turns dropout on and needs ``dropout_key``."""
     c1, c2, c3, c4, c5 = self.convs
     x = _max_pool(self.lrn1(nnx.relu(c1(x))))
     x = _max_pool(self.lrn2(nnx.relu(c2(x))))
     x = _max_pool(nnx.relu(c5(nnx.relu(c4(nnx.relu(c3(x)))))))
     x = x.reshape(x.shape[0], -1)
     *hidden, last = self.fcs
-    for fc in hidden:
-      x = self.dropout(nnx.relu(fc(x)), deterministic=not train, rngs=rngs)
+    for fc, key in zip(hidden, _dropout_keys(dropout_key)):
+      x = self.dropout(nnx.relu(fc(x)), deterministic=not train, rngs=key)
     return last(x)
 
 
@@ -102,7 +117,10 @@ class AlexNetLinen(nn.Module):
   dropout: float = 0.5
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+  def __call__(
+    self, x: jax.Array, train: bool = False, dropout_key: jax.Array | None = None
+  ) -> jax.Array:
+    """Logits for NHWC ``x``; ``train=True`` turns dropout on and needs ``dropout_key``."""
     convs = [
       nn.Conv(
         out,
@@ -118,9 +136,9 @@ class AlexNetLinen(nn.Module):
     x = _max_pool(lrn_linen.LocalResponseNorm(**PAPER_LRN)(nn.relu(convs[1](x))))
     x = _max_pool(nn.relu(convs[4](nn.relu(convs[3](nn.relu(convs[2](x)))))))
     x = x.reshape(x.shape[0], -1)
-    for i, width in enumerate(FCS):
+    for i, (width, key) in enumerate(zip(FCS, _dropout_keys(dropout_key))):
       x = nn.relu(nn.Dense(width, name=f"fcs_{i}")(x))
-      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+      x = nn.Dropout(self.dropout, deterministic=not train)(x, rng=key)
     return nn.Dense(self.num_classes, name=f"fcs_{len(FCS)}")(x)
 
 
@@ -148,9 +166,10 @@ def linen_params_from_nnx(model: AlexNetNNX) -> dict:
   return {f"{group}_{i}": layer for group in ("convs", "fcs") for i, layer in params[group].items()}
 
 
-def train(forward, params, batch, labels, steps: int, lr: float, name: str) -> None:
+def train(forward, params, batch, labels, steps: int, lr: float, name: str) -> list[float]:
   """``steps`` optax SGD steps (momentum 0.9, weight decay 5e-4, as in the paper) on a fixed
-  random batch; ``forward(params, x, key)`` returns logits in training mode (dropout on)."""
+  random batch; ``forward(params, x, key)`` returns logits in training mode (dropout on).
+  Returns the loss of every step."""
   tx = optax.chain(optax.add_decayed_weights(5e-4), optax.sgd(lr, momentum=0.9))
 
   @jax.jit
@@ -164,25 +183,40 @@ def train(forward, params, batch, labels, steps: int, lr: float, name: str) -> N
     return optax.apply_updates(params, updates), opt_state, loss
 
   opt_state = tx.init(params)
+  losses = []
   for i in range(steps):
     start = time.perf_counter()
     params, opt_state, loss = step(params, opt_state, jax.random.key(i))
-    loss = float(loss)
-    print(f"  {name} step {i + 1}/{steps}: loss {loss:.4f} ({time.perf_counter() - start:.2f} s)")
-    if not np.isfinite(loss):
+    losses.append(float(loss))
+    print(
+      f"  {name} step {i + 1}/{steps}: loss {losses[-1]:.6f} ({time.perf_counter() - start:.2f} s)"
+    )
+    if not np.isfinite(losses[-1]):
       raise SystemExit(f"{name}: non-finite loss at step {i + 1}")
+  return losses
 
 
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description="AlexNet with LRN in Flax NNX and Linen.")
-  parser.add_argument("--batch-size", type=int, default=2)
-  parser.add_argument("--steps", type=int, default=0, help="SGD steps on random data")
+  parser.add_argument("--batch-size", type=int, help="default 2 (1 with --smoke)")
+  parser.add_argument(
+    "--steps", type=int, help="SGD steps on random data (default 0; 1 with --smoke)"
+  )
   parser.add_argument("--lr", type=float, default=0.01, help="the paper's initial rate 0.01")
   parser.add_argument("--groups", type=int, choices=(1, 2), default=2)
-  parser.add_argument("--smoke", action="store_true", help="batch 1 and one training step")
+  parser.add_argument(
+    "--smoke", action="store_true", help="batch 1 and one training step, unless given"
+  )
   args = parser.parse_args(argv)
-  if args.smoke:
-    args.batch_size, args.steps = 1, 1
+  for name, default, smoke in (("batch_size", 2, 1), ("steps", 0, 1)):
+    if getattr(args, name) is None:
+      setattr(args, name, smoke if args.smoke else default)
+  if args.batch_size < 1:
+    parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+  if args.steps < 0:
+    parser.error(f"--steps must be >= 0, got {args.steps}")
+  if not args.lr > 0:
+    parser.error(f"--lr must be > 0, got {args.lr}")
 
   expected = expected_parameter_count(args.groups)
   known = KNOWN_PARAMETER_COUNTS[args.groups]
@@ -209,13 +243,10 @@ def main(argv: list[str] | None = None) -> None:
 
   def forward_nnx(params, x, key=None):
     model = nnx.merge(graphdef, params, rest, copy=True)
-    if key is None:
-      return model(x)
-    return model(x, train=True, rngs=nnx.Rngs(dropout=key))
+    return model(x, train=key is not None, dropout_key=key)
 
   def forward_linen(params, x, key=None):
-    rngs = {"dropout": key} if key is not None else None
-    return linen_model.apply({"params": params}, x, train=key is not None, rngs=rngs)
+    return linen_model.apply({"params": params}, x, train=key is not None, dropout_key=key)
 
   linen_params = linen_params_from_nnx(model)
   start = time.perf_counter()
@@ -233,8 +264,12 @@ def main(argv: list[str] | None = None) -> None:
   if args.steps:
     labels = jax.random.randint(key_y, (args.batch_size,), 0, 1000)
     print(f"training {args.steps} step(s) on a fixed random batch of {args.batch_size}:")
-    train(forward_nnx, params, x, labels, args.steps, args.lr, "NNX")
-    train(forward_linen, linen_params, x, labels, args.steps, args.lr, "Linen")
+    losses_nnx = train(forward_nnx, params, x, labels, args.steps, args.lr, "NNX")
+    losses_linen = train(forward_linen, linen_params, x, labels, args.steps, args.lr, "Linen")
+    diff = max(abs(a - b) for a, b in zip(losses_nnx, losses_linen))
+    print(f"NNX vs Linen losses (same weights and dropout masks): max |diff| {diff:.2e}")
+    if not diff <= 1e-5 * max(max(losses_nnx), 1.0):
+      raise SystemExit("NNX and Linen AlexNet training losses disagree")
 
 
 if __name__ == "__main__":

@@ -44,14 +44,23 @@ def describe(name: str, array: jax.Array) -> None:
 
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description="Data-parallel CNN+LRN training step.")
-  parser.add_argument("--per-device-batch", type=int, default=32)
-  parser.add_argument("--image-size", type=int, default=32)
-  parser.add_argument("--width", type=int, default=32)
-  parser.add_argument("--steps", type=int, default=20, help="timed steps after a warm-up step")
+  # flag: (default, --smoke default); --smoke changes only the flags that are not given.
+  defaults = {
+    "per_device_batch": (32, 4),
+    "image_size": (32, 16),
+    "width": (32, 8),
+    "steps": (20, 2),
+  }
+  for name, (default, smoke) in defaults.items():
+    flag = "--" + name.replace("_", "-")
+    parser.add_argument(flag, type=int, help=f"default {default} ({smoke} with --smoke)")
   parser.add_argument("--smoke", action="store_true", help="small batch and 2 timed steps")
   args = parser.parse_args(argv)
-  if args.smoke:
-    args.per_device_batch, args.image_size, args.width, args.steps = 4, 16, 8, 2
+  for name, (default, smoke) in defaults.items():
+    if getattr(args, name) is None:
+      setattr(args, name, smoke if args.smoke else default)
+    if getattr(args, name) < 1:
+      parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
 
   devices = jax.devices()
   print(f"jax {jax.__version__}, backend {jax.default_backend()}, {len(devices)} device(s):")

@@ -18,7 +18,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_lrn._lrn import _check_param, _check_size, window_config
+from jax_lrn._lrn import (
+  _check_axis,
+  _check_dtype,
+  _check_param,
+  _check_size,
+  _check_spatial_axes,
+  window_config,
+)
 
 #: Names of the learnable hyperparameters, in the order of the raw parameters.
 LEARNABLE = ("alpha", "beta", "k")
@@ -35,12 +42,13 @@ def check_hyperparameters(
   spatial_axes: Sequence[int] | None,
   even_placement: str,
   learnable: bool,
+  param_dtype,
 ) -> tuple[int, ...] | None:
   """Validates a layer's hyperparameters before any input is seen; returns ``spatial_axes``
-  as a tuple (or ``None``).
+  as a tuple of ints (or ``None``).
 
-  Everything that does not depend on the input's rank is checked here with the messages of
-  :func:`jax_lrn.lrn`; axis ranges are checked by ``lrn`` at the first call.
+  Everything that does not depend on the input's rank is checked here with the messages (and
+  the helpers) of :func:`jax_lrn.lrn`; axis ranges are checked by ``lrn`` at the first call.
   """
   _check_size(size)
   for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
@@ -50,14 +58,8 @@ def check_hyperparameters(
         f"or the initial value of a learnable parameter), got {value!r}."
       )
     _check_param(value, name, nonnegative=name != "beta")
-  if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, (numbers.Integral)):
-    raise TypeError(f"channel_axis must be an int, got {channel_axis!r}.")
-  if spatial_axes is not None:
-    if isinstance(spatial_axes, (numbers.Integral)):
-      spatial_axes = (spatial_axes,)
-    if not isinstance(spatial_axes, Sequence) or isinstance(spatial_axes, str):
-      raise TypeError(f"spatial_axes must be a sequence of ints or None, got {spatial_axes!r}.")
-    spatial_axes = tuple(spatial_axes)
+  _check_axis(channel_axis, "channel_axis")
+  spatial_axes = _check_spatial_axes(spatial_axes)
   # A two-axis stand-in input validates size, mode, even_placement and (across channels)
   # spatial_axes in lrn's own words; axis ranges wait for the real input's rank.
   window_config(
@@ -70,6 +72,7 @@ def check_hyperparameters(
   )
   if not isinstance(learnable, (bool, np.bool_)):
     raise TypeError(f"learnable must be a bool, got {learnable!r}.")
+  _check_dtype(param_dtype, "param_dtype must be")
   if learnable:
     for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
       if float(value) <= 0:

@@ -83,12 +83,14 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
   # window from shifted reads (on CPU; see jax_lrn._window):
   #   1. t = g y / s, stored once (read x, g; write t);
   #   2. dx = g s^-beta - 2 beta alpha/n x W'(t), with s recomputed from x (read x, g, t).
-  # The optimization barriers hold XLA to that plan. Without them it fuses everything into one
-  # loop that recomputes t (its window sum and power) at each of the `size` shifts of W'(t), or
-  # shares s between the passes (and with the forward pass's y) by storing every shifted copy
-  # of x^2: several arrays' worth of extra memory traffic. The first barrier also makes this
-  # pass independent of the forward pass when both are in one program.
-  x, g = lax.optimization_barrier((x, g))
+  # XLA stores t by itself (it does not copy a division into each of the `size` shifted reads
+  # of W'(t)), but left alone it shares s between the passes, and with the forward pass's y when
+  # both are in one program, by storing every shifted copy of x^2: several arrays' worth of
+  # extra memory traffic. Optimization barriers on x (they block common-subexpression
+  # elimination on XLA:CPU, not fusion) give each pass a value XLA cannot identify with the
+  # others. They carry only x and what depends on x alone, never the cotangent: a barrier
+  # mixing the two has no transpose, which jax.linear_transpose of this backward needs.
+  x = lax.optimization_barrier(x)
   u = _widen(x)
   g = g.astype(u.dtype)
   partial_sq = inner_window_sum(u * u, cfg)
@@ -102,14 +104,14 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
   if want_x:
     # dx_j = g_j s_j^-beta - 2 (alpha/n) beta x_j sum_{i: j in W(i)} t_i  (mirrored window).
     if len(cfg.axes) == 1:
-      x, t_stored = lax.optimization_barrier((x, t))
+      x = lax.optimization_barrier(x)
       u = _widen(x)
       partial_sq = u * u
     else:  # the stored partial sums of squares are read again, not recomputed
-      x, partial_sq, t_stored = lax.optimization_barrier((x, partial_sq, t))
+      x, partial_sq = lax.optimization_barrier((x, partial_sq))
       u = _widen(x)
     s_beta = power(_denominator(partial_sq, alpha, k, cfg)[0], beta, cfg.static_beta)
-    cross = window_sum(t_stored, cfg, transpose=True)
+    cross = window_sum(t, cfg, transpose=True)
     dx = (g / s_beta - (2.0 * beta * alpha / float(cfg.count)) * u * cross).astype(x.dtype)
   if want_alpha:
     dalpha = -(beta / float(cfg.count)) * jnp.sum(t * window_sq)
@@ -129,12 +131,60 @@ _lrn_core.defvjp(_lrn_core_fwd, _lrn_core_bwd, symbolic_zeros=True)
 # ---------------------------------------------------------------------------------------------
 
 
-def _canonical_axis(axis, ndim: int, name: str) -> int:
+#: The dtypes :func:`lrn` accepts for ``x`` (and the Flax layers for ``param_dtype``).
+SUPPORTED_DTYPES = tuple(np.dtype(d) for d in (jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64))
+
+
+def _check_dtype(dtype, message: str) -> np.dtype:
+  """``dtype`` as a NumPy dtype if it is one of :data:`SUPPORTED_DTYPES`, else a TypeError that
+  starts with ``message`` and lists them (float8, float4, integers, bool, complex are refused)."""
   try:
-    axis = operator.index(axis)
+    canonical = None if dtype is None else jnp.dtype(dtype)
   except TypeError:
-    raise TypeError(f"{name} must be an int, got {axis!r}.") from None
-  if isinstance(axis, bool) or not -ndim <= axis < ndim:
+    canonical = None
+  if canonical is None or canonical not in SUPPORTED_DTYPES:  # (np.dtype == None is float64)
+    shown = repr(dtype) if canonical is None else canonical
+    raise TypeError(f"{message} float16, bfloat16, float32 or float64, got {shown}.")
+  return canonical
+
+
+def _as_axis(value) -> int | None:
+  """``value`` as a Python int if it is an integer (a Python or NumPy int, not a bool)."""
+  if isinstance(value, (bool, np.bool_)):
+    return None
+  try:
+    return operator.index(value)
+  except TypeError:
+    return None
+
+
+def _check_axis(axis, name: str) -> int:
+  """An axis as a Python int (range unchecked: that needs the input's rank)."""
+  index = _as_axis(axis)
+  if index is None:
+    raise TypeError(f"{name} must be an int, got {axis!r}.")
+  return index
+
+
+def _check_spatial_axes(spatial_axes) -> tuple[int, ...] | None:
+  """``spatial_axes`` (None, an int, a sequence or a 1-D NumPy array of ints) as a tuple of
+  Python ints, or None (ranges unchecked: that needs the input's rank)."""
+  if spatial_axes is None:
+    return None
+  axes = spatial_axes.tolist() if isinstance(spatial_axes, np.ndarray) else spatial_axes
+  if not isinstance(axes, Sequence):
+    axes = [axes]
+  indices = [] if isinstance(axes, str) else [_as_axis(a) for a in axes]
+  if isinstance(axes, str) or None in indices:
+    raise TypeError(
+      f"spatial_axes must be an int, a sequence of ints or None, got {spatial_axes!r}."
+    )
+  return tuple(indices)
+
+
+def _canonical_axis(axis, ndim: int, name: str) -> int:
+  axis = _check_axis(axis, name)
+  if not -ndim <= axis < ndim:
     raise ValueError(
       f"{name}={axis} is out of range for an input of rank {ndim}; "
       f"allowed: -{ndim} <= {name} < {ndim}."
@@ -151,6 +201,7 @@ def _check_size(size) -> int:
 
 
 def _spatial_axes(spatial_axes, ndim: int, channel_axis: int) -> tuple[int, ...]:
+  spatial_axes = _check_spatial_axes(spatial_axes)
   if spatial_axes is None:
     axes = tuple(a for a in range(1, ndim) if a != channel_axis)
     if not axes:
@@ -159,11 +210,15 @@ def _spatial_axes(spatial_axes, ndim: int, channel_axis: int) -> tuple[int, ...]
         f"with channel_axis={channel_axis} has none besides the batch axis 0; pass spatial_axes "
         "explicitly (for example for unbatched or vmapped inputs)."
       )
+    if ndim == 3:
+      unbatched = tuple(a for a in range(ndim) if a != channel_axis)
+      raise ValueError(
+        f"mode='within_channel' with spatial_axes=None is ambiguous for an input of rank 3 "
+        f"(channel_axis={channel_axis}): a batch of 1-D signals (spatial_axes={axes}) or one "
+        f"unbatched image, e.g. inside vmap (spatial_axes={unbatched}); pass spatial_axes "
+        "explicitly. The default (every axis but 0 and channel_axis) applies to ranks >= 4."
+      )
     return axes
-  if isinstance(spatial_axes, (int, np.integer)):
-    spatial_axes = (spatial_axes,)
-  if not isinstance(spatial_axes, Sequence):
-    raise TypeError(f"spatial_axes must be a sequence of ints or None, got {spatial_axes!r}.")
   if len(spatial_axes) == 0:
     raise ValueError(
       "spatial_axes=() is empty; mode='within_channel' needs at least one spatial axis."
@@ -171,35 +226,54 @@ def _spatial_axes(spatial_axes, ndim: int, channel_axis: int) -> tuple[int, ...]
   axes = tuple(_canonical_axis(a, ndim, "spatial_axes") for a in spatial_axes)
   if len(set(axes)) != len(axes):
     raise ValueError(
-      f"spatial_axes={tuple(spatial_axes)} names an axis twice (as {axes} for rank {ndim}); "
+      f"spatial_axes={spatial_axes} names an axis twice (as {axes} for rank {ndim}); "
       "each axis may appear once."
     )
   if channel_axis in axes:
     raise ValueError(
-      f"spatial_axes={tuple(spatial_axes)} contains the channel axis ({channel_axis}); the "
+      f"spatial_axes={spatial_axes} contains the channel axis ({channel_axis}); the "
       "within_channel window runs inside each channel, so the channel axis cannot be spatial."
     )
   return tuple(sorted(axes))
 
 
-def _check_param(value, name: str, *, nonnegative: bool):
-  """Returns ``(value, static_value)``: static_value is a float for Python/NumPy numbers."""
+def _is_real_scalar_type(value) -> bool:
+  """A Python or NumPy real number (not a bool, not an array)."""
   if isinstance(value, (bool, np.bool_)):
-    raise TypeError(f"{name} must be a real number or a scalar array, got {value!r}.")
-  if isinstance(value, (numbers.Real, np.number)) and not isinstance(value, jax.Array):
+    return False
+  if isinstance(value, np.generic):
+    return jnp.issubdtype(value.dtype, jnp.floating) or jnp.issubdtype(value.dtype, jnp.integer)
+  return isinstance(value, numbers.Real)
+
+
+def _check_param(value, name: str, *, nonnegative: bool):
+  """Returns ``(value, static_value)``: static_value is a float for Python/NumPy numbers and
+  None for arrays. ``name`` is how errors call the argument."""
+  if not isinstance(value, (jax.Array, np.ndarray)) and hasattr(value, "__jax_array__"):
+    value = jnp.asarray(value)  # e.g. a flax.nnx.Param
+  if isinstance(value, (jax.Array, np.ndarray)):
+    if value.shape != ():
+      raise ValueError(f"{name} must be a scalar, got an array of shape {value.shape}.")
+    dtype = value.dtype
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+      raise TypeError(
+        f"{name} must be a real number or a scalar array, got {value!r} of dtype {dtype}."
+      )
+    return value, None
+  if not _is_real_scalar_type(value):
+    raise TypeError(
+      f"{name} must be a real number or a scalar array, got {value!r} of type "
+      f"{type(value).__name__}."
+    )
+  try:
     static = float(value)
-    if not math.isfinite(static):
-      raise ValueError(f"{name} must be finite, got {static}.")
-    if nonnegative and static < 0:
-      raise ValueError(f"{name} must be >= 0, got {static}.")
-    return value, static
-  shape = jnp.shape(value)
-  if shape != ():
-    raise ValueError(f"{name} must be a scalar, got an array of shape {shape}.")
-  dtype = jnp.result_type(value)
-  if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
-    raise TypeError(f"{name} must be a real number or a real scalar array, got dtype {dtype}.")
-  return value, None
+  except OverflowError:  # a Python int beyond float's range
+    static = math.inf if value > 0 else -math.inf
+  if not math.isfinite(static):
+    raise ValueError(f"{name} must be finite, got {value}.")
+  if nonnegative and static < 0:
+    raise ValueError(f"{name} must be >= 0, got {value}.")
+  return value, static
 
 
 def window_config(
@@ -218,8 +292,9 @@ def window_config(
   if not isinstance(mode, str) or mode.lower() not in MODES:
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
   mode = mode.lower()
-  if even_placement not in EVEN_PLACEMENTS:
+  if not isinstance(even_placement, str) or even_placement.lower() not in EVEN_PLACEMENTS:
     raise ValueError(f"even_placement must be one of {EVEN_PLACEMENTS}, got {even_placement!r}.")
+  even_placement = even_placement.lower()
   if ndim < 1:
     raise ValueError(
       "lrn needs an input of rank >= 1 (an axis of channels), got a scalar (rank 0)."
@@ -308,24 +383,37 @@ def lrn(
 
   Differentiation goes through a ``jax.custom_vjp`` closed form,
   ``dx_j = g_j s_j^{-beta} - 2 beta alpha/n x_j sum_{i: j in W(i)} g_i y_i / s_i``, which is
-  itself differentiable (grad-of-grad, ``jax.hessian``). ``alpha``, ``beta`` and ``k`` may be
-  traced JAX scalars with gradients (a learnable LRN).
+  itself differentiable. ``alpha``, ``beta`` and ``k`` may be traced JAX scalars with gradients
+  (a learnable LRN). Reverse mode works to any order: ``jax.grad``, ``jax.vjp``, ``jax.jacrev``,
+  grad-of-grad. Forward mode works on top of a reverse pass (``f`` a scalar loss that calls
+  ``lrn``): ``jax.hessian``,
+  ``jax.jacfwd(jax.grad(f))``, Hessian-vector products ``jax.jvp(jax.grad(f), (x,), (v,))`` and
+  ``jax.linearize(jax.grad(f), x)``. Forward mode applied to ``lrn`` itself (``jax.jvp``,
+  ``jax.jacfwd``, and the linear function that ``jax.linearize`` returns) raises JAX's
+  ``TypeError: can't apply forward-mode autodiff (jvp) to a custom_vjp function``. Instead use
+  ``jax.jacrev`` for Jacobians, and for a Jacobian-vector product transpose the (linear) VJP:
+  ``y, vjp = jax.vjp(f, x)`` then ``jax.linear_transpose(lambda g: vjp(g)[0], y)(v)[0]``.
 
   Args:
     x: floating array, e.g. ``(N, H, W, C)`` with ``channel_axis=-1`` or ``(N, C, H, W)`` with
-      ``channel_axis=1``. float16, bfloat16, float32 and float64 are supported.
+      ``channel_axis=1``. float16, bfloat16, float32 and float64 are supported (float8 and
+      float4 types are not). NumPy inputs are converted with ``jnp.asarray``: float64 becomes
+      float32 when x64 is off, as for any JAX function.
     size: window length ``n`` (per spatial axis in ``within_channel`` mode); a positive int.
       Sizes larger than the axis are allowed (the window is zero-padded).
-    alpha: scale of the sum of squares (divided by ``n``); a number ``>= 0`` or a scalar array.
-    beta: exponent; a finite number or a scalar array.
-    k: additive constant; a number ``>= 0`` or a scalar array.
-    mode: ``"across_channels"`` or ``"within_channel"``.
-    channel_axis: the channel axis (negative values count from the end).
-    spatial_axes: ``within_channel`` only: the axes of the spatial window. ``None`` means every
-      axis except axis 0 (the batch) and ``channel_axis``; pass it explicitly for unbatched or
+    alpha: scale of the sum of squares (divided by ``n``); a real number ``>= 0`` (Python or
+      NumPy) or a real scalar array.
+    beta: exponent; a finite real number or a real scalar array.
+    k: additive constant; a real number ``>= 0`` or a real scalar array.
+    mode: ``"across_channels"`` or ``"within_channel"`` (case-insensitive).
+    channel_axis: the channel axis, an int (negative values count from the end).
+    spatial_axes: ``within_channel`` only: the axes of the spatial window (an int, a sequence
+      or a 1-D NumPy array of ints). ``None`` means every axis except axis 0 (the batch) and
+      ``channel_axis``, for inputs of rank ``>= 4``. A rank-3 input must name its spatial axes
+      (a batch of 1-D signals and one unbatched image look alike), as must unbatched or
       ``vmap``-ped inputs.
     even_placement: where the larger half of an even-size window goes: ``"before"`` (PyTorch)
-      or ``"after"`` (ONNX, cuDNN). No effect for odd sizes.
+      or ``"after"`` (ONNX, cuDNN), case-insensitive. No effect for odd sizes.
     implementation: how window sums are computed: ``None`` (default) picks per platform
       (``"shifted"`` on CPU, ``"reduce_window"`` on GPU and TPU; also inside a program exported
       for several platforms); ``"shifted"`` adds shifted copies, which XLA fuses with the
@@ -336,11 +424,12 @@ def lrn(
     Array of the same shape and dtype as ``x``.
 
   Raises:
-    TypeError: ``x`` is not a floating array; ``size`` is not an int; a parameter is not a
-      real scalar.
-    ValueError: ``size < 1``, unknown ``mode`` or ``even_placement``, an axis out of range,
-      bad ``spatial_axes``, too few dimensions for the mode, a negative or non-finite
-      ``alpha``/``k`` given as a number.
+    TypeError: ``x`` is not float16, bfloat16, float32 or float64; ``size`` or an axis is not
+      an int (bools are refused); a parameter is not a real number or a real scalar array.
+    ValueError: ``size < 1``, unknown ``mode``, ``even_placement`` or ``implementation``, an
+      axis out of range, bad ``spatial_axes`` (also ``None`` for a rank-3 ``within_channel``
+      input), too few dimensions for the mode, a non-finite ``alpha``/``beta``/``k`` or a
+      negative ``alpha``/``k`` given as a number.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -351,13 +440,10 @@ def lrn(
     >>> lrn(jnp.ones((2, 8, 8, 3), jnp.float32), size=3, mode="within_channel").shape
     (2, 8, 8, 3)
   """
-  if not hasattr(x, "dtype"):
+  if not isinstance(x, jax.Array):
+    # NumPy float64 becomes float32 here, silently, when x64 is off (as in jax.nn functions).
     x = jnp.asarray(x)
-  dtype = jnp.dtype(x.dtype)
-  if not jnp.issubdtype(dtype, jnp.floating):
-    raise TypeError(
-      f"x must be a floating array (float16, bfloat16, float32 or float64), got dtype {dtype}."
-    )
+  dtype = _check_dtype(x.dtype, "x must be a floating array of dtype")
   alpha, _ = _check_param(alpha, "alpha", nonnegative=True)
   beta, static_beta = _check_param(beta, "beta", nonnegative=False)
   k, _ = _check_param(k, "k", nonnegative=True)

@@ -11,8 +11,12 @@ even-size window sits, on defaults and on the channel axis. This module spells o
   :func:`jax_lrn.lrn` (and for jax_lrn's Flax layers, which take the same keyword names), for
   porting a model layer by layer: ``lrn(x, **from_tensorflow(depth_radius=2, alpha=2e-5))``.
 
-Each function is a thin mapping: it validates what the framework would reject and calls
-:func:`jax_lrn.lrn`; the maths lives there only. Sources are cited per function.
+Each function is a thin mapping: it validates what the framework would reject, and the
+parameters as :func:`jax_lrn.lrn` would, with errors in the framework's own argument names and
+the values passed; then it calls :func:`jax_lrn.lrn`, where the maths lives. The converters
+take a keyword ``channel_axis`` (default: the framework's layout) for porting onto other
+layouts, e.g. NHWC Flax activations: ``LocalResponseNorm(**from_cudnn(channel_axis=-1))``.
+Sources are cited per function.
 
 Examples:
   >>> import jax.numpy as jnp
@@ -34,7 +38,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jax_lrn._lrn import lrn
+from jax_lrn._lrn import _check_axis, _check_param, lrn
 
 __all__ = [
   "caffe",
@@ -78,6 +82,19 @@ def _odd_size(value, name: str, framework: str) -> int:
   return value
 
 
+def _params(framework: str, alpha, beta, k, names=("alpha", "beta", "k")) -> tuple:
+  """``(alpha, beta, k)`` unchanged, checked as :func:`jax_lrn.lrn` checks them but before any
+  conversion, so that errors give the framework's ``names`` and the values the user passed."""
+  return tuple(
+    _check_param(value, f"{framework}: {name}", nonnegative=name != names[1])[0]
+    for value, name in zip((alpha, beta, k), names)
+  )
+
+
+def _channel_axis(value, framework: str) -> int:
+  return _check_axis(value, f"{framework}: channel_axis")
+
+
 def _number_at_least(value, name: str, framework: str, minimum: float) -> None:
   """Checks a Python/NumPy number against a framework's lower bound; arrays pass through."""
   if isinstance(value, (numbers.Real, np.number)) and not isinstance(value, (bool, jax.Array)):
@@ -93,22 +110,41 @@ def _check_rank(x, framework: str, allowed: str, ok) -> None:
     )
 
 
-def _caffe_kwargs(local_size, alpha, beta, k, norm_region, stacklevel: int) -> dict[str, Any]:
+def _is_one_or_traced(value) -> bool:
+  """Whether ``value`` is 1, or a tracer (whose value cannot be known while tracing)."""
+  try:
+    return float(value) == 1.0
+  except jax.errors.ConcretizationTypeError:
+    return True
+
+
+def _caffe_kwargs(
+  local_size, alpha, beta, k, norm_region, channel_axis, stacklevel: int
+) -> dict[str, Any]:
   local_size = _odd_size(local_size, "local_size", "Caffe")
+  alpha, beta, k = _params("Caffe", alpha, beta, k)
+  channel_axis = _channel_axis(channel_axis, "Caffe")
   if not isinstance(norm_region, str) or norm_region.upper() not in CAFFE_NORM_REGIONS:
     raise ValueError(
       f"Caffe: norm_region must be one of {CAFFE_NORM_REGIONS}, got {norm_region!r}."
     )
   if norm_region.upper() == "ACROSS_CHANNELS":
-    return dict(size=local_size, alpha=alpha, beta=beta, k=k, channel_axis=1)
-  if not (isinstance(k, (numbers.Real, np.number)) and float(k) == 1.0):
+    return dict(size=local_size, alpha=alpha, beta=beta, k=k, channel_axis=channel_axis)
+  if not _is_one_or_traced(k):
     warnings.warn(
       f"Caffe: k={k!r} is ignored with norm_region='WITHIN_CHANNEL': Caffe's native engine "
       "hard-codes 1 + alpha/n^2 * sum (Caffe built with cuDNN uses k there instead). Using k=1.",
       UserWarning,
       stacklevel=stacklevel,
     )
-  return dict(size=local_size, alpha=alpha, beta=beta, k=1.0, mode="within_channel", channel_axis=1)
+  return dict(
+    size=local_size,
+    alpha=alpha,
+    beta=beta,
+    k=1.0,
+    mode="within_channel",
+    channel_axis=channel_axis,
+  )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,6 +158,8 @@ def from_caffe(
   beta: float = 0.75,
   k: float = 1.0,
   norm_region: str = "ACROSS_CHANNELS",
+  *,
+  channel_axis: int = 1,
 ) -> dict[str, Any]:
   r"""``lrn`` keyword arguments that reproduce a Caffe ``LRN`` layer (``LRNParameter``).
 
@@ -135,7 +173,8 @@ def from_caffe(
     builds it from sub-layers: square, average pooling with ``kernel_size = n``,
     ``pad = (n - 1) / 2`` (divisor always ``n^2``: padding counts), then a power layer with
     ``power = -beta, scale = alpha, shift = 1``, times ``x``. **k is ignored** (the shift is
-    hard-coded to 1); a ``k != 1`` warns. Caffe built with cuDNN routes this mode to cuDNN's
+    hard-coded to 1); a ``k != 1`` warns (a traced ``k``, whose value is unknown while
+    tracing, is ignored without a warning). Caffe built with cuDNN routes this mode to cuDNN's
     divisive normalization, which does use ``k``: results then depend on the build.
 
   ``local_size`` must be odd: Caffe's ``LayerSetUp`` checks ``size_ % 2 == 1`` ("LRN only supports
@@ -147,24 +186,32 @@ def from_caffe(
     beta: exponent.
     k: additive constant (across channels only).
     norm_region: ``"ACROSS_CHANNELS"`` or ``"WITHIN_CHANNEL"`` (case-insensitive).
+    channel_axis: the channel axis of the arrays the ported layer will see: Caffe's NCHW ``1``
+      by default, ``-1`` for NHWC (Flax's layout).
 
   Returns:
-    ``dict(size, alpha, beta, k, channel_axis=1)``, plus ``mode="within_channel"`` (with
+    ``dict(size, alpha, beta, k, channel_axis)``, plus ``mode="within_channel"`` (with
     ``k=1.0``) for ``WITHIN_CHANNEL``; ``spatial_axes`` is left at its default, which is
-    ``(2, 3)`` for NCHW input.
+    ``(2, 3)`` for NCHW and ``(1, 2)`` for NHWC input.
 
   Raises:
-    TypeError / ValueError: ``local_size`` is not a positive odd int; unknown ``norm_region``.
+    TypeError / ValueError: ``local_size`` is not a positive odd int; unknown ``norm_region``;
+    a parameter or ``channel_axis`` that :func:`jax_lrn.lrn` would reject (in Caffe's names).
 
   Examples:
     >>> from_caffe(5, alpha=1e-4, beta=0.75)
     {'size': 5, 'alpha': 0.0001, 'beta': 0.75, 'k': 1.0, 'channel_axis': 1}
   """
-  return _caffe_kwargs(local_size, alpha, beta, k, norm_region, stacklevel=3)
+  return _caffe_kwargs(local_size, alpha, beta, k, norm_region, channel_axis, stacklevel=3)
 
 
 def from_tensorflow(
-  depth_radius: int = 5, bias: float = 1.0, alpha: float = 1.0, beta: float = 0.5
+  depth_radius: int = 5,
+  bias: float = 1.0,
+  alpha: float = 1.0,
+  beta: float = 0.5,
+  *,
+  channel_axis: int = -1,
 ) -> dict[str, Any]:
   r"""``lrn`` keyword arguments that reproduce ``tf.nn.local_response_normalization``.
 
@@ -181,25 +228,35 @@ def from_tensorflow(
     bias: additive constant (``k``).
     alpha: scale of the (undivided) sum of squares.
     beta: exponent.
+    channel_axis: the channel axis of the arrays the ported layer will see: TensorFlow's NHWC
+      ``-1`` by default.
 
   Returns:
-    ``dict(size=2*r+1, alpha=alpha*(2*r+1), beta, k=bias, channel_axis=-1)``.
+    ``dict(size=2*r+1, alpha=alpha*(2*r+1), beta, k=bias, channel_axis)``.
 
   Raises:
     TypeError / ValueError: ``depth_radius`` is not an int ``>= 0`` (TensorFlow's kernel rejects
-    negative radii).
+    negative radii); a parameter or ``channel_axis`` that :func:`jax_lrn.lrn` would reject (in
+    TensorFlow's names).
 
   Examples:
     >>> from_tensorflow()  # TF defaults
     {'size': 11, 'alpha': 11.0, 'beta': 0.5, 'k': 1.0, 'channel_axis': -1}
   """
   depth_radius = _int_arg(depth_radius, "depth_radius", "TensorFlow", minimum=0)
+  alpha, beta, bias = _params("TensorFlow", alpha, beta, bias, names=("alpha", "beta", "bias"))
+  channel_axis = _channel_axis(channel_axis, "TensorFlow")
   size = 2 * depth_radius + 1
-  return dict(size=size, alpha=alpha * size, beta=beta, k=bias, channel_axis=-1)
+  return dict(size=size, alpha=alpha * size, beta=beta, k=bias, channel_axis=channel_axis)
 
 
 def from_torch(
-  size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0
+  size: int,
+  alpha: float = 1e-4,
+  beta: float = 0.75,
+  k: float = 1.0,
+  *,
+  channel_axis: int = 1,
 ) -> dict[str, Any]:
   r"""``lrn`` keyword arguments that reproduce ``torch.nn.functional.local_response_norm``.
 
@@ -214,9 +271,11 @@ def from_torch(
     alpha: scale, divided by ``size``.
     beta: exponent.
     k: additive constant.
+    channel_axis: the channel axis of the arrays the ported layer will see: PyTorch's dim ``1``
+      by default, ``-1`` for channels-last (Flax's layout).
 
   Returns:
-    ``dict(size, alpha, beta, k, channel_axis=1, even_placement="before")``.
+    ``dict(size, alpha, beta, k, channel_axis, even_placement="before")``.
 
   Examples:
     >>> from_torch(4)  # doctest: +NORMALIZE_WHITESPACE
@@ -224,11 +283,20 @@ def from_torch(
      'channel_axis': 1, 'even_placement': 'before'}
   """
   size = _int_arg(size, "size", "PyTorch", minimum=1)
-  return dict(size=size, alpha=alpha, beta=beta, k=k, channel_axis=1, even_placement="before")
+  alpha, beta, k = _params("PyTorch", alpha, beta, k)
+  channel_axis = _channel_axis(channel_axis, "PyTorch")
+  return dict(
+    size=size, alpha=alpha, beta=beta, k=k, channel_axis=channel_axis, even_placement="before"
+  )
 
 
 def from_onnx(
-  size: int, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0
+  size: int,
+  alpha: float = 1e-4,
+  beta: float = 0.75,
+  bias: float = 1.0,
+  *,
+  channel_axis: int = 1,
 ) -> dict[str, Any]:
   r"""``lrn`` keyword arguments that reproduce the ONNX ``LRN`` operator (opsets 1 and 13).
 
@@ -246,9 +314,11 @@ def from_onnx(
     alpha: scale, divided by ``size``.
     beta: exponent.
     bias: additive constant (``k``).
+    channel_axis: the channel axis of the arrays the ported layer will see: ONNX's dim ``1`` by
+      default, ``-1`` for channels-last (Flax's layout).
 
   Returns:
-    ``dict(size, alpha, beta, k=bias, channel_axis=1, even_placement="after")``.
+    ``dict(size, alpha, beta, k=bias, channel_axis, even_placement="after")``.
 
   Examples:
     >>> from_onnx(4, bias=2.0)  # doctest: +NORMALIZE_WHITESPACE
@@ -256,7 +326,11 @@ def from_onnx(
      'channel_axis': 1, 'even_placement': 'after'}
   """
   size = _int_arg(size, "size", "ONNX", minimum=1)
-  return dict(size=size, alpha=alpha, beta=beta, k=bias, channel_axis=1, even_placement="after")
+  alpha, beta, bias = _params("ONNX", alpha, beta, bias, names=("alpha", "beta", "bias"))
+  channel_axis = _channel_axis(channel_axis, "ONNX")
+  return dict(
+    size=size, alpha=alpha, beta=beta, k=bias, channel_axis=channel_axis, even_placement="after"
+  )
 
 
 def from_cudnn(
@@ -264,6 +338,8 @@ def from_cudnn(
   lrnAlpha: float = 1e-4,
   lrnBeta: float = 0.75,
   lrnK: float = 2.0,
+  *,
+  channel_axis: int = 1,
 ) -> dict[str, Any]:
   r"""``lrn`` keyword arguments that reproduce cuDNN's ``cudnnLRNCrossChannelForward``.
 
@@ -281,9 +357,12 @@ def from_cudnn(
     lrnAlpha: scale, divided by ``lrnN``.
     lrnBeta: exponent.
     lrnK: additive constant.
+    channel_axis: the channel axis of the arrays the ported layer will see: cuDNN's dimension
+      ``1`` (NCHW) by default, ``-1`` for NHWC (Flax's layout):
+      ``jax_lrn.nnx.LocalResponseNorm(**from_cudnn(channel_axis=-1))``.
 
   Returns:
-    ``dict(size=lrnN, alpha=lrnAlpha, beta=lrnBeta, k=lrnK, channel_axis=1,
+    ``dict(size=lrnN, alpha=lrnAlpha, beta=lrnBeta, k=lrnK, channel_axis,
     even_placement="after")``.
 
   Examples:
@@ -294,15 +373,22 @@ def from_cudnn(
   size = _int_arg(lrnN, "lrnN", "cuDNN", minimum=1)
   if size > 16:
     raise ValueError(f"cuDNN: lrnN must be <= 16 (CUDNN_LRN_MAX_N), got {size}.")
-  _number_at_least(lrnK, "lrnK", "cuDNN", 1e-5)
-  _number_at_least(lrnBeta, "lrnBeta", "cuDNN", 0.01)
+  alpha, beta, k = _params("cuDNN", lrnAlpha, lrnBeta, lrnK, names=("lrnAlpha", "lrnBeta", "lrnK"))
+  _number_at_least(k, "lrnK", "cuDNN", 1e-5)
+  _number_at_least(beta, "lrnBeta", "cuDNN", 0.01)
+  channel_axis = _channel_axis(channel_axis, "cuDNN")
   return dict(
-    size=size, alpha=lrnAlpha, beta=lrnBeta, k=lrnK, channel_axis=1, even_placement="after"
+    size=size, alpha=alpha, beta=beta, k=k, channel_axis=channel_axis, even_placement="after"
   )
 
 
 def from_mxnet(
-  nsize: int, alpha: float = 1e-4, beta: float = 0.75, knorm: float = 2.0
+  nsize: int,
+  alpha: float = 1e-4,
+  beta: float = 0.75,
+  knorm: float = 2.0,
+  *,
+  channel_axis: int = 1,
 ) -> dict[str, Any]:
   r"""``lrn`` keyword arguments that reproduce MXNet's ``LRN`` operator.
 
@@ -316,16 +402,20 @@ def from_mxnet(
     alpha: scale, divided by ``nsize``.
     beta: exponent.
     knorm: additive constant.
+    channel_axis: the channel axis of the arrays the ported layer will see: MXNet's NCHW ``1``
+      by default, ``-1`` for NHWC (Flax's layout).
 
   Returns:
-    ``dict(size=nsize, alpha, beta, k=knorm, channel_axis=1)``.
+    ``dict(size=nsize, alpha, beta, k=knorm, channel_axis)``.
 
   Examples:
     >>> from_mxnet(5)
     {'size': 5, 'alpha': 0.0001, 'beta': 0.75, 'k': 2.0, 'channel_axis': 1}
   """
   nsize = _odd_size(nsize, "nsize", "MXNet")
-  return dict(size=nsize, alpha=alpha, beta=beta, k=knorm, channel_axis=1)
+  alpha, beta, knorm = _params("MXNet", alpha, beta, knorm, names=("alpha", "beta", "knorm"))
+  channel_axis = _channel_axis(channel_axis, "MXNet")
+  return dict(size=nsize, alpha=alpha, beta=beta, k=knorm, channel_axis=channel_axis)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,7 +435,7 @@ def caffe(
 
   * ``ACROSS_CHANNELS``: ``y = x (k + alpha/n sum_{n channels} x^2)^-beta``.
   * ``WITHIN_CHANNEL``: ``y = x (1 + alpha/n^2 sum_{n x n box over H, W} x^2)^-beta``;
-    ``k`` is ignored, as in Caffe's native engine (a ``k != 1`` warns).
+    ``k`` is ignored, as in Caffe's native engine (a concrete ``k != 1`` warns).
 
   See :func:`from_caffe` for the sources. Differentiable like :func:`jax_lrn.lrn`.
 
@@ -370,7 +460,7 @@ def caffe(
     Array([0.33333334, 0.25      , 0.33333334], dtype=float32)
   """
   _check_rank(x, "Caffe", "4 (N, C, H, W)", lambda n: n == 4)
-  return lrn(x, **_caffe_kwargs(local_size, alpha, beta, k, norm_region, stacklevel=3))
+  return lrn(x, **_caffe_kwargs(local_size, alpha, beta, k, norm_region, 1, stacklevel=3))
 
 
 def tensorflow(

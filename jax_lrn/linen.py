@@ -30,6 +30,8 @@ class LocalResponseNorm(nn.Module):
   (always ``> 0``), and the raw params are initialised to ``softplus^{-1}`` of the given values,
   so a fresh module computes exactly what the fixed one does. Gradients reach them through the
   ``custom_vjp`` of :func:`jax_lrn.lrn`. :meth:`values` reads the current values from params.
+  A 16-bit ``param_dtype`` rounds the raw params and so moves the initial values, as described
+  for :class:`jax_lrn.nnx.LocalResponseNorm` (bfloat16: ``alpha=1e-4`` starts at ``1.025e-4``).
 
   Attributes:
     size: window length (per spatial axis in ``within_channel`` mode); a positive int.
@@ -41,7 +43,7 @@ class LocalResponseNorm(nn.Module):
     spatial_axes: ``within_channel`` only; ``None`` = every axis but 0 and ``channel_axis``.
     even_placement: ``"before"`` (PyTorch) or ``"after"`` (ONNX, cuDNN) for even sizes.
     learnable: train ``alpha``, ``beta`` and ``k``.
-    param_dtype: dtype of the raw params when learnable.
+    param_dtype: dtype of the raw params when learnable: float16, bfloat16, float32 or float64.
 
   Raises:
     TypeError, ValueError: at construction (so also from ``init``) for a bad size, mode,
@@ -88,6 +90,7 @@ class LocalResponseNorm(nn.Module):
       spatial_axes=self.spatial_axes,
       even_placement=self.even_placement,
       learnable=self.learnable,
+      param_dtype=self.param_dtype,
     )
     # A tuple keeps the module hashable when spatial_axes is given as a list.
     object.__setattr__(self, "spatial_axes", spatial_axes)

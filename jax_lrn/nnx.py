@@ -12,6 +12,18 @@ from jax_lrn._layer import LEARNABLE, check_hyperparameters, constrain, initial_
 from jax_lrn._lrn import EvenPlacement, Mode, lrn
 
 
+class _Learned:
+  """``layer.<name>`` of a learnable layer: ``softplus`` of its raw parameter, read now."""
+
+  def __set_name__(self, owner, name: str) -> None:
+    self.raw_name = f"raw_{name}"
+
+  def __get__(self, layer, owner=None):
+    if layer is None:
+      return self
+    return constrain(getattr(layer, self.raw_name)[...])
+
+
 class LocalResponseNorm(nnx.Module):
   r"""Local response normalization layer (Flax NNX).
 
@@ -24,11 +36,19 @@ class LocalResponseNorm(nnx.Module):
   (Caffe, PyTorch, ONNX); for the AlexNet paper's ``alpha=1e-4`` (not divided) pass
   ``alpha=5e-4`` with ``size=5``.
 
-  By default the layer has no parameters (``nnx.state(layer)`` is empty) and needs no ``rngs``.
+  By default the layer has no parameters (``nnx.state(layer)`` is empty) and needs no ``rngs``;
+  ``layer.alpha``, ``layer.beta``, ``layer.k`` are the given Python floats.
   With ``learnable=True`` it holds three ``nnx.Param`` scalars ``raw_alpha``, ``raw_beta``,
   ``raw_k``; the values used are ``softplus(raw)`` (always ``> 0``), and the raw parameters are
   initialised to ``softplus^{-1}`` of the given values, so a fresh layer computes exactly what
   the fixed one does. Gradients reach them through the ``custom_vjp`` of :func:`jax_lrn.lrn`.
+  ``layer.alpha``, ``layer.beta``, ``layer.k`` (and :meth:`values`) are then read from the raw
+  parameters each time, so after training they are the trained values (scalar arrays); the
+  layer keeps no copy of the initial values, and its repr shows the raw parameters.
+  With a 16-bit ``param_dtype`` the raw parameters, and the values computed from them, are
+  rounded to it, which moves the initial values by up to ``(|raw| + 1) * 2**-8`` (bfloat16) or
+  ``* 2**-11`` (float16) relative: with bfloat16, ``alpha=1e-4`` starts at ``1.025e-4``. The
+  default float32 keeps them to float32 rounding.
 
   Args:
     size: window length (per spatial axis in ``within_channel`` mode); a positive int.
@@ -40,7 +60,8 @@ class LocalResponseNorm(nnx.Module):
     spatial_axes: ``within_channel`` only; ``None`` = every axis but 0 and ``channel_axis``.
     even_placement: ``"before"`` (PyTorch) or ``"after"`` (ONNX, cuDNN) for even sizes.
     learnable: train ``alpha``, ``beta`` and ``k``.
-    param_dtype: dtype of the raw parameters when learnable.
+    param_dtype: dtype of the raw parameters when learnable: float16, bfloat16, float32 or
+      float64.
 
   Raises:
     TypeError, ValueError: at construction for a bad size, mode, placement, value or type; at
@@ -60,7 +81,16 @@ class LocalResponseNorm(nnx.Module):
     ['raw_alpha', 'raw_beta', 'raw_k']
     >>> {name: round(float(v), 4) for name, v in learned.values().items()}
     {'alpha': 1.0, 'beta': 0.75, 'k': 1.0}
+    >>> learned.raw_k[...] = jnp.float32(2.0)  # as an optimizer step would
+    >>> round(float(learned.k), 4)  # softplus(2)
+    2.1269
   """
+
+  # A learnable layer's alpha, beta, k: read from its raw parameters (a fixed layer's plain
+  # attributes of the same names take precedence over these non-data descriptors).
+  alpha = _Learned()
+  beta = _Learned()
+  k = _Learned()
 
   def __init__(
     self,
@@ -86,9 +116,9 @@ class LocalResponseNorm(nnx.Module):
       spatial_axes=spatial_axes,
       even_placement=even_placement,
       learnable=learnable,
+      param_dtype=param_dtype,
     )
     self.size = int(size)
-    self.alpha, self.beta, self.k = float(alpha), float(beta), float(k)
     self.mode = mode
     self.channel_axis = int(channel_axis)
     self.even_placement = even_placement
@@ -97,13 +127,12 @@ class LocalResponseNorm(nnx.Module):
       self.raw_alpha = nnx.Param(initial_raw(alpha, param_dtype))
       self.raw_beta = nnx.Param(initial_raw(beta, param_dtype))
       self.raw_k = nnx.Param(initial_raw(k, param_dtype))
+    else:
+      self.alpha, self.beta, self.k = float(alpha), float(beta), float(k)
 
   def values(self) -> dict[str, float | jax.Array]:
     """The ``alpha``, ``beta``, ``k`` the layer uses now (arrays when learnable)."""
-    if not self.learnable:
-      return {"alpha": self.alpha, "beta": self.beta, "k": self.k}
-    raws = (self.raw_alpha, self.raw_beta, self.raw_k)
-    return {name: constrain(raw[...]) for name, raw in zip(LEARNABLE, raws)}
+    return {name: getattr(self, name) for name in LEARNABLE}
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Normalizes ``x``; returns an array of its shape and dtype."""

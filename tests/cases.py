@@ -31,7 +31,7 @@ ACROSS_CASES = [
 ]
 
 WITHIN_CASES = [
-  ((2, 7, 3), -1, None),  # 1 spatial axis
+  ((2, 7, 3), -1, (1,)),  # 1 spatial axis (rank 3 must name it)
   ((2, 6, 5, 2), -1, None),  # NHWC, 2 spatial axes
   ((2, 2, 6, 5), 1, None),  # NCHW
   ((2, 4, 2, 5), 2, None),  # channel in the middle

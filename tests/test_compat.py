@@ -35,6 +35,7 @@ import numpy as np
 import pytest
 
 from jax_lrn import compat, lrn
+from jax_lrn.nnx import LocalResponseNorm
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -228,6 +229,118 @@ BAD = [
 def test_errors(fn, args, kwargs, exc, match):
   with pytest.raises(exc, match=match):
     fn(*args, **kwargs)
+
+
+# Every numeric parameter of every converter and drop-in function is checked as lrn checks it,
+# before any conversion: errors give the framework's name and the value the user passed.
+NOT_PARAMETERS = {"x", "local_size", "depth_radius", "size", "lrnN", "nsize", "norm_region"}
+FRAMEWORKS = {  # function: (the framework's name in messages, leading positional arguments)
+  compat.from_caffe: ("Caffe", ()),
+  compat.from_tensorflow: ("TensorFlow", ()),
+  compat.from_torch: ("PyTorch", (3,)),
+  compat.from_onnx: ("ONNX", (3,)),
+  compat.from_cudnn: ("cuDNN", ()),
+  compat.from_mxnet: ("MXNet", (3,)),
+  compat.caffe: ("Caffe", (X4,)),
+  compat.tensorflow: ("TensorFlow", (X4,)),
+  compat.torch: ("PyTorch", (X4, 3)),
+  compat.onnx: ("ONNX", (X4, 3)),
+}
+PARAMETER_CASES = [
+  (fn, framework, args, name)
+  for fn, (framework, args) in FRAMEWORKS.items()
+  for name in inspect.signature(fn).parameters
+  if name not in NOT_PARAMETERS and name != "channel_axis"
+]
+PARAMETER_IDS = [f"{fn.__name__}-{name}" for fn, _, _, name in PARAMETER_CASES]
+
+
+@pytest.mark.parametrize("fn, framework, args, name", PARAMETER_CASES, ids=PARAMETER_IDS)
+def test_parameters_are_checked_in_the_frameworks_names(fn, framework, args, name):
+  with pytest.raises(TypeError, match=rf"^{framework}: {name} must be a real number .* got 'x'"):
+    fn(*args, **{name: "x"})
+  with pytest.raises(TypeError, match=rf"^{framework}: {name} must be a real number .* None"):
+    fn(*args, **{name: None})
+  if name in ("beta", "lrnBeta"):  # any finite exponent (cuDNN: >= 0.01)
+    with pytest.raises(ValueError, match=rf"^{framework}: {name} must be finite, got nan"):
+      fn(*args, **{name: float("nan")})
+  else:  # a scale or an additive constant: >= 0, as in lrn
+    with pytest.raises(ValueError, match=rf"^{framework}: {name} must be >= 0, got -2\.5\.$"):
+      fn(*args, **{name: -2.5})
+
+
+def test_tensorflow_errors_show_the_values_passed():
+  """TensorFlow's alpha is multiplied by the window size, and its bias is lrn's k: the errors
+  are about what the user wrote."""
+  with pytest.raises(ValueError, match=r"^TensorFlow: alpha must be >= 0, got -1\.0\.$"):
+    compat.tensorflow(X4, alpha=-1.0)
+  with pytest.raises(ValueError, match=r"^TensorFlow: bias must be >= 0, got -1\.0\.$"):
+    compat.tensorflow(X4, bias=-1.0)
+  with pytest.raises(TypeError, match=r"^TensorFlow: alpha must be a real number .* got 'x'"):
+    compat.from_tensorflow(alpha="x")
+
+
+CONVERTERS = [fn for fn in FRAMEWORKS if fn.__name__.startswith("from_")]
+
+
+@pytest.mark.parametrize("fn", CONVERTERS, ids=lambda fn: fn.__name__)
+def test_converters_reject_bad_channel_axes(fn):
+  framework, args = FRAMEWORKS[fn]
+  for bad in (True, 1.0, "1"):
+    with pytest.raises(TypeError, match=rf"^{framework}: channel_axis must be an int, got "):
+      fn(*args, channel_axis=bad)
+
+
+@pytest.mark.parametrize(
+  "fn, kwargs",
+  [(fn, {}) for fn in CONVERTERS] + [(compat.from_caffe, dict(norm_region="WITHIN_CHANNEL"))],
+  ids=[fn.__name__ for fn in CONVERTERS] + ["from_caffe-WITHIN_CHANNEL"],
+)
+def test_converters_port_to_the_other_layout(rng, fn, kwargs):
+  """channel_axis defaults to the framework's layout (NHWC for TensorFlow, NCHW otherwise) and
+  can be changed: the same layer on NHWC Flax activations is the transposed NCHW result."""
+  _, args = FRAMEWORKS[fn]
+  nchw = jnp.asarray(rng.normal(size=(2, 6, 5, 4)), jnp.float32)
+  nhwc = jnp.transpose(nchw, (0, 2, 3, 1))
+  default = fn(*args, **kwargs)
+  native_axis = -1 if fn is compat.from_tensorflow else 1
+  assert default["channel_axis"] == native_axis
+  from_nchw = lrn(nchw, **fn(*args, **kwargs, channel_axis=1))
+  from_nhwc = lrn(nhwc, **fn(*args, **kwargs, channel_axis=-1))
+  # The same sums, fused differently for the two layouts: equal to float32 rounding.
+  np.testing.assert_allclose(
+    np.asarray(jnp.transpose(from_nchw, (0, 2, 3, 1))), np.asarray(from_nhwc), rtol=RTOL, atol=0
+  )
+  layer = LocalResponseNorm(**fn(*args, **kwargs, channel_axis=-1))
+  np.testing.assert_array_equal(np.asarray(layer(nhwc)), np.asarray(from_nhwc))
+  assert layer.channel_axis == -1
+
+
+@pytest.mark.parametrize("k", [1, 1.0, np.float64(1.0), np.float32(1.0), jnp.float32(1.0)])
+def test_caffe_within_channel_does_not_warn_for_k_equal_to_one(rng, k):
+  x = jnp.asarray(rng.normal(size=(1, 2, 4, 4)), jnp.float32)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    compat.caffe(x, 3, k=k, norm_region="WITHIN_CHANNEL")
+    compat.from_caffe(3, k=k, norm_region="WITHIN_CHANNEL")
+
+
+def test_caffe_within_channel_traced_k_is_ignored_without_warnings(rng):
+  """A traced k cannot be compared with 1 while tracing: no warning at each trace, and k is
+  ignored (the result is Caffe's k=1 result, for any value)."""
+  x = jnp.asarray(rng.normal(size=(1, 2, 4, 4)), jnp.float32)
+  f = jax.jit(lambda x, k: compat.caffe(x, 3, k=k, norm_region="WITHIN_CHANNEL"))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    expected = f(x, 1.0)
+    for k in (2.0, jnp.float32(3.0), jnp.float16(1.0)):  # the last one traces anew
+      np.testing.assert_array_equal(np.asarray(f(x, k)), np.asarray(expected))
+  # The same values as the eager k=1 call, to float32 rounding (the compiled program fuses
+  # k + alpha/n * sum into one multiply-add, eager execution rounds twice).
+  eager = compat.caffe(x, 3, norm_region="WITHIN_CHANNEL")
+  np.testing.assert_allclose(np.asarray(expected), np.asarray(eager), rtol=1e-6)
+  with pytest.warns(UserWarning, match=r"k=Array\(2\., dtype=float32\) is ignored"):
+    compat.caffe(x, 3, k=jnp.float32(2.0), norm_region="WITHIN_CHANNEL")
 
 
 def test_errors_under_jit():

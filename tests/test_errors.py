@@ -1,5 +1,6 @@
 """Every invalid argument raises at trace time (also under jit) with a message naming it."""
 
+import decimal
 import functools
 
 import jax
@@ -84,6 +85,62 @@ BAD = [
   (dict(), jnp.ones((2, 3), jnp.int32), TypeError, r"x must be a floating array .* int32"),
   (dict(), jnp.ones((2, 3), jnp.bool_), TypeError, r"x must be a floating array .* bool"),
   (dict(), jnp.ones((2, 3), jnp.complex64), TypeError, r"x must be a floating array .*complex64"),
+  # Parameters of the wrong type name the argument and the value.
+  (dict(alpha="0.1"), X4, TypeError, r"alpha must be a real number .* got '0\.1' of type str"),
+  (dict(k=None), X4, TypeError, r"k must be a real number .* got None of type NoneType"),
+  (
+    dict(alpha=decimal.Decimal("0.5")),
+    X4,
+    TypeError,
+    r"alpha must be a real number .* got Decimal\('0\.5'\) of type Decimal",
+  ),
+  (dict(beta=1j), X4, TypeError, r"beta must be a real number .* got 1j of type complex"),
+  (dict(beta=[0.75]), X4, TypeError, r"beta must be a real number .* got \[0\.75\] of type list"),
+  (dict(k=np.complex64(1)), X4, TypeError, r"k must be a real number .* of type complex64"),
+  (dict(alpha=10**400), X4, ValueError, r"alpha must be finite, got 1000"),
+  # Bools are not axes, for lrn as for the Flax layers.
+  (dict(channel_axis=True), X4, TypeError, r"channel_axis must be an int, got True"),
+  (dict(channel_axis=np.True_), X4, TypeError, r"channel_axis must be an int, got np\.True_"),
+  (
+    dict(mode="within_channel", spatial_axes=(True, 2)),
+    X4,
+    TypeError,
+    r"spatial_axes must be an int, a sequence of ints or None, got \(True, 2\)",
+  ),
+  (
+    dict(mode="within_channel", spatial_axes="12"),
+    X4,
+    TypeError,
+    r"spatial_axes must be an int, a sequence of ints or None, got '12'",
+  ),
+  (
+    dict(mode="within_channel", spatial_axes=np.array([[1, 2]])),
+    X4,
+    TypeError,
+    r"spatial_axes must be .* got array\(\[\[1, 2\]\]\)",
+  ),
+  # A rank-3 within_channel input is a batch of 1-D signals or one image: it must say which.
+  (
+    dict(mode="within_channel"),
+    jnp.ones((2, 4, 3)),
+    ValueError,
+    r"spatial_axes=None is ambiguous for an input of rank 3 \(channel_axis=2\): a batch of "
+    r"1-D signals \(spatial_axes=\(1,\)\) or one unbatched image.*\(spatial_axes=\(0, 1\)\)",
+  ),
+  # float8 and float4 are floating, but not supported: the message lists what is.
+  *[
+    (
+      dict(),
+      jnp.ones((2, 8), dtype),
+      TypeError,
+      rf"x must be a floating array of dtype float16, bfloat16, float32 or float64, got {name}",
+    )
+    for name, dtype in [
+      ("float8_e4m3fn", jnp.float8_e4m3fn),
+      ("float8_e5m2", jnp.float8_e5m2),
+      ("float4_e2m1fn", jnp.float4_e2m1fn),
+    ]
+  ],
 ]
 
 
@@ -124,3 +181,38 @@ def test_mode_is_case_insensitive():
   a = lrn(X4, 3, mode="WITHIN_CHANNEL")
   b = lrn(X4, 3, mode="within_channel")
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_vmap_over_unbatched_images_needs_spatial_axes():
+  """vmap over (H, W, C) examples: the default would window over W only (as if H were a batch
+  axis); it is refused, and naming the axes gives the per-image result."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 5, 6, 4)), jnp.float32)
+  with pytest.raises(ValueError, match=r"ambiguous for an input of rank 3.*pass spatial_axes"):
+    jax.vmap(functools.partial(lrn, size=3, mode="within_channel"))(x)
+  per_image = jax.vmap(functools.partial(lrn, size=3, mode="within_channel", spatial_axes=(0, 1)))(
+    x
+  )
+  np.testing.assert_array_equal(np.asarray(per_image), np.asarray(lrn(x, 3, mode="within_channel")))
+
+
+def test_even_placement_is_case_insensitive():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 4, 6)), jnp.float32)
+  for placement in ("before", "after"):
+    expected = np.asarray(lrn(x, 4, alpha=1.0, even_placement=placement))
+    for spelling in (placement.upper(), placement.capitalize()):
+      np.testing.assert_array_equal(
+        np.asarray(lrn(x, 4, alpha=1.0, even_placement=spelling)), expected
+      )
+
+
+def test_numpy_array_spatial_axes_are_accepted():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 4, 6)), jnp.float32)
+  expected = np.asarray(lrn(x, 3, mode="within_channel", spatial_axes=(1, 2)))
+  for axes in (np.array([1, 2]), np.array([2, 1], np.int32), [np.int64(1), np.int64(2)]):
+    np.testing.assert_array_equal(
+      np.asarray(lrn(x, 3, mode="within_channel", spatial_axes=axes)), expected
+    )
+  np.testing.assert_array_equal(
+    np.asarray(lrn(x, 3, mode="within_channel", spatial_axes=np.array(2))),
+    np.asarray(lrn(x, 3, mode="within_channel", spatial_axes=2)),
+  )

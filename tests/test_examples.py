@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -46,15 +47,20 @@ def test_alexnet_parameter_formula_matches_published_counts():
 
 
 def test_alexnet_smoke():
-  out = _run("alexnet.py", "--smoke")
+  """--smoke with an explicit --steps keeps the steps; NNX and Linen, given the same weights
+  and dropout keys, train with the same losses."""
+  out = _run("alexnet.py", "--smoke", "--steps", "2")
   n = f"{_alexnet_parameters(2):,}"
   assert f"parameters: NNX {n}, Linen {n}" in out
   diff = float(re.search(r"NNX vs Linen with the same weights: max \|diff\| (\S+)", out)[1])
   assert diff <= 1e-5
+  losses = {}
   for api in ("NNX", "Linen"):
     assert re.search(rf"{api} forward: +\(1, 227, 227, 3\) -> \(1, 1000\)", out)
-    loss = float(re.search(rf"{api} step 1/1: loss (\S+)", out)[1])
-    assert 0.0 < loss < 100.0
+    losses[api] = [float(v) for v in re.findall(rf"{api} step \d/2: loss (\S+)", out)]
+    assert len(losses[api]) == 2 and all(0.0 < loss < 100.0 for loss in losses[api])
+  np.testing.assert_allclose(losses["NNX"], losses["Linen"], rtol=1e-5)
+  assert "NNX vs Linen losses (same weights and dropout masks)" in out
 
 
 def test_alexnet_ungrouped_parameter_count():
@@ -78,6 +84,24 @@ def test_alexnet_ungrouped_parameter_count():
 def test_lrn_experiment_smoke(tmp_path):
   variants = ["none", "lrn_across", "lrn_within", "batchnorm", "groupnorm", "lrn_learnable"]
   out = _run("lrn_experiment.py", "--smoke", "--out", str(tmp_path), "--variants", *variants)
+  results = json.loads((tmp_path / "results.json").read_text())
+  # Settings are stored as JSON numbers, strings, bools and lists, not as strings.
+  assert results["config"] == dict(
+    epochs=1,
+    seeds=1,
+    lr=0.02,
+    activation="relu",
+    batch_size=64,
+    image_size=16,
+    width=16,
+    variants=variants,
+    out=str(tmp_path),
+    smoke=True,
+  )
+  # The step is compiled before the timed epochs: a smoke epoch (4 steps of 64 images) takes
+  # a fraction of the compilation, which it used to include.
+  for run in results["runs"]:
+    assert 0.0 < 4 * run["seconds_per_step"] < run["compile_seconds"]
   table = (tmp_path / "results.md").read_text()
   assert table in out.replace("\r", "")
   rows = [line for line in table.splitlines() if line.startswith("| ") and "%" in line]
@@ -103,13 +127,58 @@ def test_lrn_experiment_smoke(tmp_path):
   assert "learned LRN (seed 0): norm1 alpha=" in out
 
 
-@pytest.mark.parametrize("argv", [["--lr", "0"], ["--activation", "sigmoid"]])
-def test_lrn_experiment_rejects_bad_flags(argv):
+def test_lrn_experiment_smoke_keeps_explicit_epochs_and_seeds(tmp_path):
+  _run(
+    "lrn_experiment.py",
+    "--smoke",
+    "--epochs",
+    "2",
+    "--seeds",
+    "2",
+    "--variants",
+    "none",
+    "--out",
+    str(tmp_path),
+  )
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert (results["config"]["epochs"], results["config"]["seeds"]) == (2, 2)
+  assert [len(run["test_accuracy"]) for run in results["runs"]] == [2, 2]
+
+
+@pytest.mark.parametrize(
+  "script, argv, message",
+  [
+    ("lrn_experiment.py", ["--lr", "0"], r"--lr must be > 0, got 0\.0"),
+    (
+      "lrn_experiment.py",
+      ["--activation", "sigmoid"],
+      r"argument --activation: invalid choice: .sigmoid.",
+    ),
+    ("lrn_experiment.py", ["--epochs", "0"], r"--epochs must be >= 1, got 0"),
+    (
+      "lrn_experiment.py",
+      ["--width", "4", "--variants", "groupnorm"],
+      r"--width must be a multiple of 8 with the groupnorm variant .* got 4",
+    ),
+    (
+      "lrn_experiment.py",
+      ["--smoke", "--batch-size", "300"],
+      r"--batch-size must be at most the 256 train images, got 300",
+    ),
+    ("alexnet.py", ["--batch-size", "0"], r"--batch-size must be >= 1, got 0"),
+    ("alexnet.py", ["--steps", "-1"], r"--steps must be >= 0, got -1"),
+    ("alexnet.py", ["--lr", "-0.1"], r"--lr must be > 0, got -0\.1"),
+    ("scaling.py", ["--width", "0"], r"--width must be >= 1, got 0"),
+  ],
+)
+def test_examples_reject_bad_flags_with_a_usage_error(script, argv, message):
+  """Bad flags end in argparse's usage error (exit status 2), never in a traceback."""
   result = subprocess.run(
-    [sys.executable, str(EXAMPLES / "lrn_experiment.py"), *argv], capture_output=True, text=True
+    [sys.executable, str(EXAMPLES / script), *argv], capture_output=True, text=True, timeout=600
   )
   assert result.returncode == 2
-  assert "error:" in result.stderr
+  assert re.search(rf"error: {message}", result.stderr), result.stderr
+  assert "Traceback" not in result.stderr
 
 
 def test_scaling_on_8_simulated_devices():

@@ -1,6 +1,9 @@
 """The Flax layers: equal to lrn, Linen equal to NNX, parameters, gradients, training,
 serialisation, transformations and construction-time errors."""
 
+import re
+import warnings
+
 import flax.serialization
 import jax
 import jax.numpy as jnp
@@ -13,6 +16,7 @@ from flax import nnx
 from jax_lrn import linen as lrn_linen
 from jax_lrn import lrn
 from jax_lrn import nnx as lrn_nnx
+from jax_lrn._layer import inverse_softplus
 
 KEY = jax.random.key(0)
 
@@ -272,6 +276,21 @@ ERRORS = [
   (dict(learnable="yes"), TypeError, r"learnable must be a bool, got 'yes'"),
   (dict(k=0.0, learnable=True), ValueError, r"k must be > 0 when learnable=True.*got 0\.0"),
   (dict(beta=-0.5, learnable=True), ValueError, r"beta must be > 0 when learnable=True"),
+  (dict(channel_axis=True), TypeError, r"channel_axis must be an int, got True"),
+  (
+    dict(mode="within_channel", spatial_axes=(True, 2)),
+    TypeError,
+    r"spatial_axes must be an int, a sequence of ints or None, got \(True, 2\)",
+  ),
+  (
+    dict(learnable=True, param_dtype=jnp.int32),
+    TypeError,
+    r"param_dtype must be float16, bfloat16, float32 or float64, got int32",
+  ),
+  (dict(param_dtype=jnp.float8_e4m3fn), TypeError, r"param_dtype must be .* got float8_e4m3fn"),
+  (dict(param_dtype=jnp.complex64), TypeError, r"param_dtype must be .* got complex64"),
+  (dict(param_dtype="no such dtype"), TypeError, r"param_dtype must be .* got 'no such dtype'"),
+  (dict(param_dtype=None), TypeError, r"param_dtype must be .* got None"),
 ]
 
 # Errors that need the input's rank: raised at the first call (NNX) or at init (Linen).
@@ -303,3 +322,102 @@ def test_errors_surface_from_linen_init_and_nnx_call(kwargs, exc, match):
     lrn_nnx.LocalResponseNorm(**kwargs)(x)
   with pytest.raises(exc, match=match):
     jax.jit(lambda x: lrn_nnx.LocalResponseNorm(**kwargs)(x))(x)
+
+
+# Axis arguments lrn refuses; the layers refuse them at construction with lrn's own message.
+BAD_AXES = [
+  dict(channel_axis=True),
+  dict(channel_axis=np.True_),
+  dict(channel_axis=1.0),
+  dict(channel_axis="1"),
+  dict(mode="within_channel", spatial_axes=(True, 2)),
+  dict(mode="within_channel", spatial_axes="12"),
+  dict(mode="within_channel", spatial_axes=(1.0, 2)),
+  dict(mode="within_channel", spatial_axes=np.array([1.0, 2.0])),
+]
+
+
+@pytest.mark.parametrize("kwargs", BAD_AXES, ids=repr)
+def test_layers_and_lrn_refuse_the_same_axes(kwargs):
+  x = jnp.ones((2, 3, 4, 5), jnp.float32)
+  with pytest.raises(TypeError) as from_lrn:
+    lrn(x, 3, **kwargs)
+  message = re.escape(str(from_lrn.value))
+  with pytest.raises(TypeError, match=message):
+    lrn_nnx.LocalResponseNorm(3, **kwargs)
+  with pytest.raises(TypeError, match=message):
+    lrn_linen.LocalResponseNorm(3, **kwargs)
+
+
+def test_layers_accept_numpy_axes():
+  x = _input((2, 5, 6, 4))
+  expected = lrn(x, 3, mode="within_channel", spatial_axes=(1, 2), channel_axis=3)
+  kwargs = dict(mode="within_channel", spatial_axes=np.array([1, 2]), channel_axis=np.int64(3))
+  np.testing.assert_array_equal(
+    np.asarray(lrn_nnx.LocalResponseNorm(3, **kwargs)(x)), np.asarray(expected)
+  )
+  y_linen, _ = _linen_apply(dict(size=3, **kwargs), x)
+  np.testing.assert_array_equal(np.asarray(y_linen), np.asarray(expected))
+
+
+@pytest.mark.parametrize("dtype, unit", [(jnp.bfloat16, 2.0**-8), (jnp.float16, 2.0**-11)])
+def test_16bit_param_dtype_moves_initial_values_within_the_documented_bound(dtype, unit):
+  """The docstring's bound: rounding the raw parameter r (half an ulp, ``unit * |r|``) moves
+  softplus(r) by at most ``sigmoid(r) |dr| <= softplus(r) |dr|``, and rounding the value adds
+  ``unit`` relative: ``(|r| + 1) * unit`` relative in all."""
+  given = dict(alpha=1e-4, beta=0.75, k=2.0)
+  layer = lrn_nnx.LocalResponseNorm(**given, learnable=True, param_dtype=dtype)
+  params = lrn_linen.LocalResponseNorm(**given, learnable=True, param_dtype=dtype).init(
+    KEY, jnp.ones((1, 4))
+  )["params"]
+  linen_values = lrn_linen.LocalResponseNorm.values(params)
+  for name, value in layer.values().items():
+    assert value.dtype == dtype and linen_values[name] == value
+    bound = (abs(inverse_softplus(given[name])) + 1) * unit * given[name]
+    assert abs(float(value) - given[name]) <= bound
+
+
+def test_numpy_float64_with_x64_off_through_the_layers():
+  """No "float64 truncated" warnings from the layers either (fixed and learnable)."""
+  x = np.random.default_rng(0).normal(size=(2, 4, 4, 8))
+  with jax.enable_x64(False), warnings.catch_warnings():
+    warnings.simplefilter("error")
+    for learnable in (False, True):
+      layer = lrn_nnx.LocalResponseNorm(3, alpha=2.0, learnable=learnable)
+      module = lrn_linen.LocalResponseNorm(3, alpha=2.0, learnable=learnable)
+      expected = layer(x.astype(np.float32))
+      y_nnx = layer(x)
+      y_linen = module.apply(module.init(KEY, x), x)
+      assert y_nnx.dtype == y_linen.dtype == jnp.float32
+      np.testing.assert_array_equal(np.asarray(y_nnx), np.asarray(expected))
+      np.testing.assert_array_equal(np.asarray(y_linen), np.asarray(expected))
+
+
+def test_nnx_reports_the_trained_values():
+  """After optimizer steps, layer.alpha/beta/k are the trained values (those values() and the
+  forward pass use); no stale initial values remain in the layer or its repr."""
+  x = _input((2, 5, 5, 8))
+  target = lrn(x, 3, alpha=3.0, beta=0.9, k=2.0)
+  initial = dict(alpha=1.0, beta=0.6, k=1.5)
+  layer = lrn_nnx.LocalResponseNorm(size=3, **initial, learnable=True)
+  optimizer = nnx.Optimizer(layer, optax.sgd(0.1), wrt=nnx.Param)
+
+  @nnx.jit
+  def step(m, opt):
+    grads = nnx.grad(lambda m: jnp.mean((m(x) - target) ** 2))(m)
+    opt.update(m, grads)
+
+  for _ in range(3):
+    step(layer, optimizer)
+  values = layer.values()
+  for name in ("alpha", "beta", "k"):
+    current = getattr(layer, name)
+    raw = getattr(layer, f"raw_{name}")[...]
+    assert current == values[name] == jax.nn.softplus(raw)
+    assert abs(float(current) - initial[name]) > 1e-4
+    assert f"{name}={initial[name]}" not in repr(layer)
+  np.testing.assert_array_equal(np.asarray(layer(x)), np.asarray(lrn(x, 3, **values)))
+  # A fixed layer keeps plain Python floats, and no state.
+  fixed = lrn_nnx.LocalResponseNorm(size=3, **initial)
+  assert (fixed.alpha, fixed.beta, fixed.k) == (1.0, 0.6, 1.5)
+  assert fixed.values() == initial and len(nnx.state(fixed)) == 0

@@ -1,5 +1,8 @@
 """lrn() against the float64 NumPy loop reference, over modes, ranks, axes, sizes and dtypes."""
 
+import warnings
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -101,3 +104,17 @@ def test_accepts_numpy_and_lists():
   y = lrn(np.ones((2, 3), np.float32), 3)
   assert y.dtype == jnp.float32
   assert lrn([[1.0, 2.0]], 1).shape == (1, 2)
+
+
+@pytest.mark.parametrize("mode", ["across_channels", "within_channel"])
+def test_numpy_float64_with_x64_off_is_float32_without_warnings(mode):
+  """NumPy's default dtype is float64; with x64 off (JAX's default) it becomes float32 silently,
+  as in jax.nn functions, and gives exactly what the float32 input gives."""
+  x = np.random.default_rng(0).normal(size=(2, 4, 4, 8))
+  with jax.enable_x64(False), warnings.catch_warnings():
+    warnings.simplefilter("error")
+    y = lrn(x, 3, alpha=np.float64(2.0), beta=0.6, k=np.float64(1.5), mode=mode)
+    grad = jax.grad(lambda x: jnp.sum(lrn(x, 3, alpha=2.0, mode=mode)))(x)
+    expected = lrn(x.astype(np.float32), 3, alpha=2.0, beta=0.6, k=1.5, mode=mode)
+  assert y.dtype == grad.dtype == jnp.float32
+  np.testing.assert_array_equal(np.asarray(y), np.asarray(expected))

@@ -164,3 +164,70 @@ def test_only_requested_cotangents_are_computed(rng):
   assert "log" not in jaxpr
   jaxpr = str(jax.make_jaxpr(jax.grad(lambda b: lrn(x, 3, beta=b).sum()))(jnp.float32(0.75)))
   assert "log" in jaxpr
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward mode: what works on a custom_vjp function (as documented in lrn's docstring), and
+# what raises.
+# ---------------------------------------------------------------------------------------------
+
+FORWARD_MODE_ERROR = r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function"
+
+
+def _forward_mode_case(rng, mode):
+  x, _ = random_input(rng, (2, 4, 3, 3), jnp.float64)
+  v, _ = random_input(rng, (2, 4, 3, 3), jnp.float64)
+  kw = dict(mode=mode, **PARAMS)
+  return x, v, (lambda x: lrn(x, 4, **kw)), (lambda x: plain_lrn(x, 4, **kw))
+
+
+@pytest.mark.parametrize("mode", ["across_channels", "within_channel"])
+def test_forward_mode_on_lrn_itself_raises(rng, mode):
+  """jvp, jacfwd and the linear function of linearize need a JVP rule, which a custom_vjp has
+  not. If this starts to pass, JAX gained forward mode for custom_vjp: update the docs."""
+  x, v, f, _ = _forward_mode_case(rng, mode)
+  with pytest.raises(TypeError, match=FORWARD_MODE_ERROR):
+    jax.jvp(f, (x,), (v,))
+  with pytest.raises(TypeError, match=FORWARD_MODE_ERROR):
+    jax.jacfwd(f)(x)
+  with pytest.raises(TypeError, match=FORWARD_MODE_ERROR):
+    _, f_lin = jax.linearize(f, x)
+    f_lin(v)
+  with pytest.raises(TypeError, match=FORWARD_MODE_ERROR):
+    jax.jvp(lambda a: lrn(x, 4, a, 0.75, 1.2, mode=mode), (1.3,), (1.0,))
+
+
+@pytest.mark.parametrize("mode", ["across_channels", "within_channel"])
+def test_jacrev_equals_autodiff_of_plain(rng, mode):
+  x, _, f, f_plain = _forward_mode_case(rng, mode)
+  np.testing.assert_allclose(
+    np.asarray(jax.jacrev(f)(x)), np.asarray(jax.jacfwd(f_plain)(x)), rtol=1e-11, atol=1e-13
+  )
+
+
+@pytest.mark.parametrize("mode", ["across_channels", "within_channel"])
+def test_jvp_by_transposing_the_vjp(rng, mode):
+  """The documented replacement for jax.jvp: the VJP is linear, and its transpose is the JVP."""
+  x, v, f, f_plain = _forward_mode_case(rng, mode)
+  y, vjp = jax.vjp(f, x)
+  (jvp,) = jax.linear_transpose(lambda g: vjp(g)[0], y)(v)
+  _, expected = jax.jvp(f_plain, (x,), (v,))
+  np.testing.assert_allclose(np.asarray(jvp), np.asarray(expected), rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("mode", ["across_channels", "within_channel"])
+def test_forward_mode_over_reverse_mode(rng, mode):
+  """Hessian-vector products (jvp of grad), linearize of grad and jacfwd of grad equal those of
+  the plain formulation."""
+  x, v, f, f_plain = _forward_mode_case(rng, mode)
+  loss = lambda x: jnp.sum(jnp.sin(f(x)))  # noqa: E731
+  loss_plain = lambda x: jnp.sum(jnp.sin(f_plain(x)))  # noqa: E731
+  _, hvp_plain = jax.jvp(jax.grad(loss_plain), (x,), (v,))
+  _, hvp = jax.jvp(jax.grad(loss), (x,), (v,))
+  _, grad_lin = jax.linearize(jax.grad(loss), x)
+  tol = dict(rtol=1e-10, atol=1e-12)
+  np.testing.assert_allclose(np.asarray(hvp), np.asarray(hvp_plain), **tol)
+  np.testing.assert_allclose(np.asarray(grad_lin(v)), np.asarray(hvp_plain), **tol)
+  np.testing.assert_allclose(
+    np.asarray(jax.jacfwd(jax.grad(loss))(x)), np.asarray(jax.hessian(loss_plain)(x)), **tol
+  )
