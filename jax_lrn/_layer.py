@@ -54,7 +54,7 @@ def check_hyperparameters(
     raise TypeError(f"channel_axis must be an int, got {channel_axis!r}.")
   if spatial_axes is not None:
     if isinstance(spatial_axes, (numbers.Integral)):
-      spatial_axes = (spatial_axes,)
+      spatial_axes = (int(spatial_axes),)
     if not isinstance(spatial_axes, Sequence) or isinstance(spatial_axes, str):
       raise TypeError(f"spatial_axes must be a sequence of ints or None, got {spatial_axes!r}.")
     spatial_axes = tuple(spatial_axes)

@@ -128,8 +128,9 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
   if want_beta:
     if shift is None:
       dbeta = -jnp.sum(g * u * p * jnp.log(s))
-    else:  # log of the true s = c**2 s_u
-      dbeta = -jnp.sum(g * u * p * (jnp.log(s) + float(2.0 * np.log(2.0)) * shift)) * scale
+    else:  # log of the true s = c**2 s_u, and the output scale c**(1 - 2 beta)
+      log_true_s = jnp.log(s) + float(2.0 * np.log(2.0)) * shift
+      dbeta = -jnp.sum(g * u * p * log_true_s) * _output_scale(shift, beta)
   return dx, dalpha, dbeta, dk, None
 
 
@@ -342,7 +343,7 @@ def lrn(
     >>> lrn(jnp.ones((2, 8, 8, 3), jnp.float32), size=3, mode="within_channel").shape
     (2, 8, 8, 3)
   """
-  if not hasattr(x, "dtype"):
+  if not isinstance(x, (jax.Array, np.ndarray, np.generic)):
     x = jnp.asarray(x)
   dtype = jnp.dtype(x.dtype)
   if not jnp.issubdtype(dtype, jnp.floating):

@@ -30,7 +30,7 @@ def negative_power(s, beta, static_beta: float | None):
     beta: ``beta`` as a scalar array (used when ``static_beta`` is ``None``).
     static_beta: ``beta`` as a Python float when it is known at trace time, else ``None``.
   """
-  if not has_fast_path(static_beta):
+  if static_beta is None or not has_fast_path(static_beta):
     return jnp.exp(-(beta if static_beta is None else static_beta) * jnp.log(s))
   quarters = int(static_beta * 4.0)
   halves, quarter = divmod(quarters, 2)

@@ -63,7 +63,9 @@ def _explicit_mesh_axes(v, axis: int) -> tuple[str, ...]:
   """The mesh axes of an ``Explicit`` mesh that shard ``axis`` of ``v`` (usually none)."""
   sharding = jax.typeof(v).sharding
   spec, mesh = getattr(sharding, "spec", ()), getattr(sharding, "mesh", None)
-  entry = spec[axis] if mesh is not None and axis < len(spec) else None
+  if mesh is None:
+    return ()
+  entry = spec[axis] if axis < len(spec) else None
   names = (entry,) if isinstance(entry, str) else tuple(entry or ())
   return tuple(
     name for name in names if mesh.axis_types[mesh.axis_names.index(name)] == AxisType.Explicit

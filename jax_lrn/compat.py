@@ -81,7 +81,7 @@ def _odd_size(value, name: str, framework: str) -> int:
 def _number_at_least(value, name: str, framework: str, minimum: float) -> None:
   """Checks a Python/NumPy number against a framework's lower bound; arrays pass through."""
   if isinstance(value, (numbers.Real, np.number)) and not isinstance(value, (bool, jax.Array)):
-    if not value >= minimum:
+    if not float(value) >= minimum:
       raise ValueError(f"{framework}: {name} must be >= {minimum}, got {value}.")
 
 

@@ -89,9 +89,9 @@ class LocalResponseNorm(nnx.Module):
     )
     self.size = int(size)
     self.alpha, self.beta, self.k = float(alpha), float(beta), float(k)
-    self.mode = mode
+    self.mode: Mode = mode
     self.channel_axis = int(channel_axis)
-    self.even_placement = even_placement
+    self.even_placement: EvenPlacement = even_placement
     self.learnable = bool(learnable)
     if self.learnable:
       self.raw_alpha = nnx.Param(initial_raw(alpha, param_dtype))
