@@ -126,8 +126,13 @@ class LocalResponseNorm(eqx.Module):
       return {"alpha": self.alpha, "beta": self.beta, "k": self.k}
     return {name: constrain(getattr(self, f"raw_{name}")) for name in LEARNABLE}
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """Normalizes ``x``; returns an array of its shape and dtype."""
+  def __call__(self, x: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
+    """Normalizes ``x``; returns an array of its shape and dtype.
+
+    ``key`` is unused: it is accepted, like Equinox's own layers do, so that the layer can sit
+    in ``eqx.nn.Sequential``, which passes a key to every layer.
+    """
+    del key
     return lrn(
       x,
       self.size,

@@ -206,6 +206,18 @@ def test_filter_vmap_over_an_ensemble_of_learnable_layers(rng):
   np.testing.assert_allclose(np.asarray(apply(stacked, x)), loop, rtol=1e-6)
 
 
+def test_in_an_equinox_sequential_model(rng):
+  """Unbatched CHW, as Equinox's layers are: channel_axis=0 and a vmap over the batch."""
+  x = _input(rng, (2, 3, 12, 12))
+  conv = eqx.nn.Conv2d(3, 8, 3, key=jax.random.key(0), dtype=jnp.float32)
+  norm = LocalResponseNorm(size=5, alpha=5e-4, k=2.0, channel_axis=0, learnable=True)
+  model = eqx.nn.Sequential([conv, eqx.nn.Lambda(jax.nn.relu), norm])
+  expected = jax.vmap(lambda xi: norm(jax.nn.relu(conv(xi))))(x)
+  np.testing.assert_array_equal(np.asarray(jax.vmap(model)(x)), np.asarray(expected))
+  params = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))
+  assert sum(p.size for p in params) == 3 * 3 * 3 * 8 + 8 + 3
+
+
 @pytest.mark.parametrize("kwargs, exc, match", ERRORS)
 def test_errors_at_construction(kwargs, exc, match):
   with pytest.raises(exc, match=match):
