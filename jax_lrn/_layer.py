@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jax_lrn._lrn import (
+  EvenPlacement,
+  Mode,
   _check_axis,
   _check_dtype,
   _check_param,
   _check_size,
   _check_spatial_axes,
+  lrn,
   window_config,
 )
 
@@ -96,3 +99,28 @@ def constrain(raw: jax.Array) -> jax.Array:
 def initial_raw(value: float, dtype: jnp.dtype) -> jax.Array:
   """The raw parameter (a scalar of ``dtype``) whose ``softplus`` is ``value``."""
   return jnp.asarray(inverse_softplus(float(value)), dtype=dtype)
+
+
+def normalize(
+  x: jax.Array,
+  size: int,
+  values: Mapping[str, float | jax.Array],
+  *,
+  mode: Mode,
+  channel_axis: int,
+  spatial_axes: Sequence[int] | None,
+  even_placement: EvenPlacement,
+) -> jax.Array:
+  """What every layer's ``__call__`` returns: :func:`jax_lrn.lrn` with the layer's settings and
+  its current ``alpha``, ``beta``, ``k`` (``values``)."""
+  return lrn(
+    x,
+    size,
+    values["alpha"],
+    values["beta"],
+    values["k"],
+    mode=mode,
+    channel_axis=channel_axis,
+    spatial_axes=spatial_axes,
+    even_placement=even_placement,
+  )

@@ -6,7 +6,7 @@ import math
 import numbers
 import operator
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -175,11 +175,12 @@ def _check_spatial_axes(spatial_axes) -> tuple[int, ...] | None:
   if not isinstance(axes, Sequence):
     axes = [axes]
   indices = [] if isinstance(axes, str) else [_as_axis(a) for a in axes]
-  if isinstance(axes, str) or None in indices:
+  checked = tuple(index for index in indices if index is not None)
+  if isinstance(axes, str) or len(checked) != len(indices):
     raise TypeError(
       f"spatial_axes must be an int, a sequence of ints or None, got {spatial_axes!r}."
     )
-  return tuple(indices)
+  return checked
 
 
 def _canonical_axis(axis, ndim: int, name: str) -> int:
@@ -246,7 +247,7 @@ def _is_real_scalar_type(value) -> bool:
   return isinstance(value, numbers.Real)
 
 
-def _check_param(value, name: str, *, nonnegative: bool):
+def _check_param(value, name: str, *, nonnegative: bool) -> tuple[Any, float | None]:
   """Returns ``(value, static_value)``: static_value is a float for Python/NumPy numbers and
   None for arrays. ``name`` is how errors call the argument."""
   if not isinstance(value, (jax.Array, np.ndarray)) and hasattr(value, "__jax_array__"):

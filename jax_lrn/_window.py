@@ -86,7 +86,9 @@ def _explicit_mesh_axes(v, axis: int) -> tuple[str, ...]:
   """The mesh axes of an ``Explicit`` mesh that shard ``axis`` of ``v`` (usually none)."""
   sharding = jax.typeof(v).sharding
   spec, mesh = getattr(sharding, "spec", ()), getattr(sharding, "mesh", None)
-  entry = spec[axis] if mesh is not None and axis < len(spec) else None
+  if mesh is None:
+    return ()
+  entry = spec[axis] if axis < len(spec) else None
   names = (entry,) if isinstance(entry, str) else tuple(entry or ())
   return tuple(
     name for name in names if mesh.axis_types[mesh.axis_names.index(name)] == AxisType.Explicit
@@ -132,22 +134,24 @@ def shifted_sum_along(v, axis: int, pad: tuple[int, int]):
   return out
 
 
+def _platform_sum_along(v, axis: int, pad: tuple[int, int]):
+  """The platform's choice (see the module docstring): shifted on CPU, reduce_window elsewhere."""
+  return lax.platform_dependent(
+    v,
+    cpu=functools.partial(shifted_sum_along, axis=axis, pad=pad),
+    default=functools.partial(reduce_window_sum_along, axis=axis, pad=pad),
+  )
+
+
 def _sum_along(v, axis: int, pad: tuple[int, int], implementation: str | None):
   pad = _clipped(pad, v.shape[axis])
-  sum_along: Callable
   if implementation == "reduce_window" or pad[0] + pad[1] + 1 > SHIFTED_MAX_SIZE:
-    sum_along = functools.partial(reduce_window_sum_along, axis=axis, pad=pad)
+    chosen = reduce_window_sum_along
   elif implementation == "shifted":
-    sum_along = functools.partial(shifted_sum_along, axis=axis, pad=pad)
+    chosen = shifted_sum_along
   else:
-
-    def sum_along(v):
-      return lax.platform_dependent(
-        v,
-        cpu=functools.partial(shifted_sum_along, axis=axis, pad=pad),
-        default=functools.partial(reduce_window_sum_along, axis=axis, pad=pad),
-      )
-
+    chosen = _platform_sum_along
+  sum_along: Callable = functools.partial(chosen, axis=axis, pad=pad)
   explicit = _explicit_mesh_axes(v, axis)
   if explicit:
     # On an Explicit mesh, JAX's sharding-in-types rules reject padding a sharded axis (both

@@ -98,7 +98,7 @@ def _channel_axis(value, framework: str) -> int:
 def _number_at_least(value, name: str, framework: str, minimum: float) -> None:
   """Checks a Python/NumPy number against a framework's lower bound; arrays pass through."""
   if isinstance(value, (numbers.Real, np.number)) and not isinstance(value, (bool, jax.Array)):
-    if not value >= minimum:
+    if not float(value) >= minimum:
       raise ValueError(f"{framework}: {name} must be >= {minimum}, got {value}.")
 
 
@@ -195,8 +195,9 @@ def from_caffe(
     ``(2, 3)`` for NCHW and ``(1, 2)`` for NHWC input.
 
   Raises:
-    TypeError / ValueError: ``local_size`` is not a positive odd int; unknown ``norm_region``;
-    a parameter or ``channel_axis`` that :func:`jax_lrn.lrn` would reject (in Caffe's names).
+    TypeError, ValueError: ``local_size`` is not a positive odd int; unknown
+      ``norm_region``; a parameter or ``channel_axis`` that :func:`jax_lrn.lrn` would reject
+      (in Caffe's names).
 
   Examples:
     >>> from_caffe(5, alpha=1e-4, beta=0.75)
@@ -235,9 +236,9 @@ def from_tensorflow(
     ``dict(size=2*r+1, alpha=alpha*(2*r+1), beta, k=bias, channel_axis)``.
 
   Raises:
-    TypeError / ValueError: ``depth_radius`` is not an int ``>= 0`` (TensorFlow's kernel rejects
-    negative radii); a parameter or ``channel_axis`` that :func:`jax_lrn.lrn` would reject (in
-    TensorFlow's names).
+    TypeError, ValueError: ``depth_radius`` is not an int ``>= 0`` (TensorFlow's kernel
+      rejects negative radii); a parameter or ``channel_axis`` that :func:`jax_lrn.lrn` would
+      reject (in TensorFlow's names).
 
   Examples:
     >>> from_tensorflow()  # TF defaults

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jax_lrn._layer import LEARNABLE, check_hyperparameters, constrain, initial_raw
-from jax_lrn._lrn import EvenPlacement, Mode, lrn
+from jax_lrn._layer import LEARNABLE, check_hyperparameters, constrain, initial_raw, normalize
+from jax_lrn._lrn import EvenPlacement, Mode
 
 
 class LocalResponseNorm(nn.Module):
@@ -114,10 +114,10 @@ class LocalResponseNorm(nn.Module):
       hyper = self.values(params)
     else:
       hyper = {"alpha": self.alpha, "beta": self.beta, "k": self.k}
-    return lrn(
+    return normalize(
       x,
       self.size,
-      **hyper,
+      hyper,
       mode=self.mode,
       channel_axis=self.channel_axis,
       spatial_axes=self.spatial_axes,

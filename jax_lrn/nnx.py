@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jax_lrn._layer import LEARNABLE, check_hyperparameters, constrain, initial_raw
-from jax_lrn._lrn import EvenPlacement, Mode, lrn
+from jax_lrn._layer import LEARNABLE, check_hyperparameters, constrain, initial_raw, normalize
+from jax_lrn._lrn import EvenPlacement, Mode
 
 
 class _Learned:
@@ -119,9 +119,9 @@ class LocalResponseNorm(nnx.Module):
       param_dtype=param_dtype,
     )
     self.size = int(size)
-    self.mode = mode
+    self.mode: Mode = mode
     self.channel_axis = int(channel_axis)
-    self.even_placement = even_placement
+    self.even_placement: EvenPlacement = even_placement
     self.learnable = bool(learnable)
     if self.learnable:
       self.raw_alpha = nnx.Param(initial_raw(alpha, param_dtype))
@@ -136,10 +136,10 @@ class LocalResponseNorm(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Normalizes ``x``; returns an array of its shape and dtype."""
-    return lrn(
+    return normalize(
       x,
       self.size,
-      **self.values(),
+      self.values(),
       mode=self.mode,
       channel_axis=self.channel_axis,
       spatial_axes=self.spatial_axes,

@@ -1,0 +1,7 @@
+"""Collection settings for the whole repository (the tests and the doctests of jax_lrn)."""
+
+import importlib.util
+
+# jax_lrn.equinox needs the optional equinox package (the `equinox` extra): without it, its
+# doctests are not collected, as tests/test_equinox.py skips.
+collect_ignore = [] if importlib.util.find_spec("equinox") else ["jax_lrn/equinox.py"]

@@ -1,0 +1,148 @@
+"""Local response normalization as an ``equinox.Module``, a thin shell over ``jax_lrn.lrn``.
+
+This is the only module of jax_lrn that imports Equinox (``pip install 'jax-lrn[equinox]'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from jax_lrn._layer import LEARNABLE, check_hyperparameters, constrain, initial_raw, normalize
+from jax_lrn._lrn import EvenPlacement, Mode
+
+
+class LocalResponseNorm(eqx.Module):
+  r"""Local response normalization layer (Equinox).
+
+  .. math::
+
+    y_i = x_i \, \Bigl(k + \frac{\alpha}{n} \sum_{j \in W(i)} x_j^2\Bigr)^{-\beta}
+
+  The arguments are those of :func:`jax_lrn.lrn` and of the Flax layers
+  (:class:`jax_lrn.nnx.LocalResponseNorm`, :class:`jax_lrn.linen.LocalResponseNorm`), with the
+  same names and defaults, and the output is exactly ``lrn(x, ...)``: ``alpha`` is divided by
+  the window's element count ``n`` (Caffe, PyTorch, ONNX); for the AlexNet paper's
+  ``alpha=1e-4`` (not divided) pass ``alpha=5e-4`` with ``size=5``.
+
+  The hyperparameters are static fields, so by default the layer has no array leaves
+  (``eqx.filter(layer, eqx.is_array)`` holds nothing to train). With ``learnable=True`` it holds
+  three scalar arrays ``raw_alpha``, ``raw_beta``, ``raw_k`` (``None`` otherwise), which
+  ``eqx.filter_grad`` and optax reach like any other parameter; the values used are
+  ``softplus(raw)`` (always ``> 0``), and the raw parameters are initialised to
+  ``softplus^{-1}`` of the given values, so a fresh layer computes exactly what the fixed one
+  does. Gradients reach them through the ``custom_vjp`` of :func:`jax_lrn.lrn`.
+
+  The layer works under ``eqx.filter_jit`` and ``eqx.filter_vmap`` (pass ``spatial_axes`` for
+  unbatched within-channel inputs, as with ``jax.vmap``).
+
+  Args:
+    size: window length (per spatial axis in ``within_channel`` mode); a positive int.
+    alpha: scale of the summed squares (divided by ``n``); ``>= 0`` (``> 0`` if learnable).
+    beta: exponent (``> 0`` if learnable).
+    k: additive constant; ``>= 0`` (``> 0`` if learnable).
+    mode: ``"across_channels"`` or ``"within_channel"``.
+    channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW).
+    spatial_axes: ``within_channel`` only; ``None`` = every axis but 0 and ``channel_axis``.
+    even_placement: ``"before"`` (PyTorch) or ``"after"`` (ONNX, cuDNN) for even sizes.
+    learnable: train ``alpha``, ``beta`` and ``k``.
+    param_dtype: dtype of the raw parameters when learnable.
+
+  Raises:
+    TypeError, ValueError: at construction for a bad size, mode, placement, value or type; at
+      the first call for axes out of range for the input (the messages of :func:`jax_lrn.lrn`).
+
+  Examples:
+    >>> import equinox as eqx
+    >>> import jax, jax.numpy as jnp
+    >>> from jax_lrn.equinox import LocalResponseNorm
+    >>> norm = LocalResponseNorm(size=5, alpha=5e-4, beta=0.75, k=2.0)  # AlexNet paper values
+    >>> norm(jnp.ones((2, 8, 8, 16))).shape
+    (2, 8, 8, 16)
+    >>> jax.tree_util.tree_leaves(norm)  # no parameters
+    []
+    >>> learned = LocalResponseNorm(size=3, alpha=1.0, k=1.0, learnable=True)
+    >>> {name: round(float(v), 4) for name, v in learned.values().items()}
+    {'alpha': 1.0, 'beta': 0.75, 'k': 1.0}
+    >>> grads = eqx.filter_grad(lambda m, x: m(x).sum())(learned, jnp.ones((2, 8, 8, 16)))
+    >>> [name for name in ("raw_alpha", "raw_beta", "raw_k") if getattr(grads, name) is not None]
+    ['raw_alpha', 'raw_beta', 'raw_k']
+  """
+
+  size: int = eqx.field(static=True)
+  alpha: float | None = eqx.field(static=True)
+  beta: float | None = eqx.field(static=True)
+  k: float | None = eqx.field(static=True)
+  mode: Mode = eqx.field(static=True)
+  channel_axis: int = eqx.field(static=True)
+  spatial_axes: tuple[int, ...] | None = eqx.field(static=True)
+  even_placement: EvenPlacement = eqx.field(static=True)
+  learnable: bool = eqx.field(static=True)
+  raw_alpha: jax.Array | None
+  raw_beta: jax.Array | None
+  raw_k: jax.Array | None
+
+  def __init__(
+    self,
+    size: int = 5,
+    alpha: float = 1e-4,
+    beta: float = 0.75,
+    k: float = 1.0,
+    *,
+    mode: Mode = "across_channels",
+    channel_axis: int = -1,
+    spatial_axes: Sequence[int] | None = None,
+    even_placement: EvenPlacement = "before",
+    learnable: bool = False,
+    param_dtype: jnp.dtype = jnp.float32,
+  ):
+    self.spatial_axes = check_hyperparameters(
+      size,
+      alpha,
+      beta,
+      k,
+      mode=mode,
+      channel_axis=channel_axis,
+      spatial_axes=spatial_axes,
+      even_placement=even_placement,
+      learnable=learnable,
+      param_dtype=param_dtype,
+    )
+    self.size = int(size)
+    # A learnable layer keeps no copy of the initial values (it would go stale in training):
+    # its current values are values(), read from the raw parameters.
+    fixed = not learnable
+    self.alpha, self.beta, self.k = (float(v) if fixed else None for v in (alpha, beta, k))
+    self.mode = mode
+    self.channel_axis = int(channel_axis)
+    self.even_placement = even_placement
+    self.learnable = bool(learnable)
+    self.raw_alpha, self.raw_beta, self.raw_k = (
+      initial_raw(value, param_dtype) if self.learnable else None for value in (alpha, beta, k)
+    )
+
+  def values(self) -> dict[str, float | jax.Array]:
+    """The ``alpha``, ``beta``, ``k`` the layer uses now (arrays when learnable)."""
+    if not self.learnable:
+      return {name: getattr(self, name) for name in LEARNABLE}
+    return {name: constrain(getattr(self, f"raw_{name}")) for name in LEARNABLE}
+
+  def __call__(self, x: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
+    """Normalizes ``x``; returns an array of its shape and dtype.
+
+    ``key`` is unused: it is accepted, like Equinox's own layers do, so that the layer can sit
+    in ``eqx.nn.Sequential``, which passes a key to every layer.
+    """
+    del key
+    return normalize(
+      x,
+      self.size,
+      self.values(),
+      mode=self.mode,
+      channel_axis=self.channel_axis,
+      spatial_axes=self.spatial_axes,
+      even_placement=self.even_placement,
+    )
