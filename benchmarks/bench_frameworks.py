@@ -2,9 +2,9 @@
 
 Reads a JSON spec from stdin (written by ``bench_lrn.py``) and writes one JSON object to OUT:
 ``{"framework", "version", "results": [...]}``. Every case is across channels (the only mode
-these frameworks implement). Each result carries the framework's median/min/max seconds, the
-median of a JAX elementwise ``x * 2`` pass over the same array timed right before every call (the
-denominator of the ratios, as in the JAX rows), the framework's own ``x * 2``, the error against
+these frameworks implement). Each result carries the framework's min/median/max seconds, the
+minimum and median of a JAX elementwise ``x * 2`` pass over the same array timed right before
+every call (the denominator of the ratios), the framework's own ``x * 2``, the error against
 a float64 NumPy reference (on the first batch element) or a note why the case did not run.
 
 Frameworks and layouts:
@@ -52,8 +52,9 @@ def _check_and_time(make, case, layout, spec, x, g, ref_axes):
       dict(
         entry,
         **_stats(times["impl"]),
+        elem_min_s=float(np.min(times["jax_elem"])),
         elem_median_s=float(np.median(times["jax_elem"])),
-        own_elem_median_s=float(np.median(times["own_elem"])),
+        own_elem_min_s=float(np.min(times["own_elem"])),
         error=float(error),
       )
     )
@@ -74,7 +75,7 @@ def _torch(spec):
   import torch
   import torch.nn.functional as F
 
-  dtypes = dict(float32=torch.float32, bfloat16=torch.bfloat16)
+  dtypes = dict(float32=torch.float32, bfloat16=torch.bfloat16, float16=torch.float16)
   results = []
   for case in spec["cases"]:
     x_np, g_np = case_arrays(case)  # NCHW, already rounded to the case dtype
@@ -126,7 +127,7 @@ def _tensorflow(spec):
     x_np, g_np = case_arrays(case)
     x_nhwc = np.ascontiguousarray(x_np.transpose(0, 2, 3, 1))
     g_nhwc = np.ascontiguousarray(g_np.transpose(0, 2, 3, 1))
-    dt = dict(float32=tf.float32, bfloat16=tf.bfloat16)[case["dtype"]]
+    dt = dict(float32=tf.float32, bfloat16=tf.bfloat16, float16=tf.float16)[case["dtype"]]
     x = tf.constant(x_nhwc, dtype=dt)
     g = tf.constant(g_nhwc, dtype=dt)
     size = case["size"]
@@ -225,6 +226,8 @@ def case_arrays(case):
   x, g = random_arrays(case["shape_nchw"], seed=case["seed"])
   if case["dtype"] == "bfloat16":
     x, g = (_round_bfloat16(a) for a in (x, g))
+  elif case["dtype"] == "float16":
+    x, g = (a.astype(np.float16).astype(np.float32) for a in (x, g))
   return x, g
 
 

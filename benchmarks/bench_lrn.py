@@ -1,30 +1,45 @@
-"""Benchmark of ``jax_lrn.lrn`` against plain JAX autodiff and other frameworks' LRN.
+"""Benchmark of ``jax_lrn.lrn`` in every way users call it, against plain JAX autodiff, other
+frameworks' LRN, and an elementwise pass over the same number of elements.
 
-    python benchmarks/bench_lrn.py            # full run (a few minutes on 2 CPU cores)
+    python benchmarks/bench_lrn.py            # full run (about 15 minutes on 2 CPU cores)
     python benchmarks/bench_lrn.py --quick    # seconds-long smoke run
 
-For each activation shape (AlexNet conv1 and conv2, a GoogLeNet-sized one), layout (NHWC, NCHW),
-mode (across channels size 5, within channel 3x3 and 5x5), dtype (float32, bfloat16) and pass
-(forward, forward + backward) it
+Contexts, each compiled and timed on its own, because XLA fuses each differently:
+
+* ``forward``: ``lrn(x)``;
+* ``dx only``: ``jax.grad`` of a scalar loss ``sum(lrn(x) * g)``, what a training step asks for;
+* ``y and dx``: ``jax.vjp`` returning the output and the input cotangent;
+* ``training step``: an AlexNet conv1 block (conv 11x11/4 -> ReLU -> norm -> max-pool 3/2,
+  ``jax.grad`` with respect to the conv kernel) with jax_lrn, with plain autodiff LRN, with
+  BatchNorm and with no normalization, reporting what LRN adds to the step.
+
+For each activation shape (AlexNet conv1 and conv2, a GoogLeNet-sized one, at batch sizes whose
+arrays exceed the CPU's last-level cache, so that no call finds its input in cache), layout
+(NHWC, NCHW), window (across channels 5, within channel 3x3 and 5x5) and dtype (float32,
+bfloat16, float16) the script
 
 1. checks correctness first: ``y`` and ``dx`` on the first batch element against a float64
    NumPy reference (the run stops if ``jax_lrn`` is off);
-2. compiles every JAX function separately (compile time, peak temporary memory from
-   ``compiled.memory_analysis()``; the backward's saved residual bytes from ``jax.vjp``);
-3. warms up, then times all functions of one (shape, layout, dtype) in interleaved rounds, and
-   reports medians (and min-max) over the rounds as ratios to the median of an elementwise pass
-   ``x * 2`` over the same array, which runs right before every timed call of those rounds.
+2. compiles every function separately (compile seconds, ``memory_analysis`` temporary bytes,
+   the residual bytes ``jax.vjp`` keeps);
+3. times all functions of one (shape, dtype), both layouts, in interleaved rounds: every round
+   calls each function once, in turn, so all see the same machine load; the elementwise pass
+   ``x * 2`` over an array of the same element count and dtype (one baseline for both layouts)
+   runs at the start of each round and again after every few functions.
 
-Baselines: plain autodiff of the ``lax.reduce_window`` + ``** (-beta)`` formulation (one
-reduce_window over all window axes, in float32 for 16-bit inputs), and when installed (the
-``bench`` extra) PyTorch ``F.local_response_norm`` (NCHW and channels_last), TensorFlow
+Reported: the minimum and the median over rounds in milliseconds; ratios are the minimum over
+the elementwise pass's minimum (the least disturbed runs of each). A warning is printed where
+the baseline's max/min spread exceeds 1.5x (a disturbed run: rerun it).
+
+Baselines: plain autodiff of one ``lax.reduce_window`` over all window axes followed by
+``** (-beta)`` (in float32 for 16-bit inputs), and when installed (the ``bench`` extra) PyTorch
+``F.local_response_norm`` (NCHW and channels_last), TensorFlow
 ``tf.nn.local_response_normalization`` and onnxruntime's ``LRN``, each in its own subprocess and
-across channels only (the only mode they implement). Their times are divided by a JAX
-elementwise pass over the same array and dtype timed in the same subprocess rounds (their own
-``x * 2`` is in the JSON).
+across channels only (the only mode they implement); their times are divided by a JAX
+elementwise pass over the same array timed in the same subprocess rounds.
 
-Writes ``results.md`` (README-ready tables), ``results.json`` and ``results.png`` (bar chart,
-when matplotlib is installed) to ``--out`` and prints the tables.
+Writes ``results.md`` (the tables of ``docs/performance.md``) and ``results.json`` to ``--out``
+and prints the tables.
 """
 
 from __future__ import annotations
@@ -48,17 +63,17 @@ from jax import lax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import reference, relative_error, time_interleaved  # noqa: E402
+from bench_common import reference, relative_error  # noqa: E402
 from bench_frameworks import case_arrays  # noqa: E402
 
 import jax_lrn  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ALPHA, K = 1e-4, 2.0  # AlexNet's values (alpha divided by the window count, as in Caffe)
-SHAPES = {  # name: (N, H, W, C)
-  "AlexNet conv1": (16, 55, 55, 96),
-  "AlexNet conv2": (16, 27, 27, 256),
-  "GoogLeNet 56x56x192": (8, 56, 56, 192),
+SHAPES = {  # name: (N, H, W, C); float32 sizes 74, 48 and 77 MB (larger than a 32 MB L3)
+  "AlexNet conv1": (64, 55, 55, 96),
+  "AlexNet conv2": (64, 27, 27, 256),
+  "GoogLeNet 56x56x192": (32, 56, 56, 192),
 }
 QUICK_SHAPES = {"AlexNet conv2 (N=1)": (1, 27, 27, 256)}
 MODES = {  # label: (mode, size)
@@ -68,12 +83,18 @@ MODES = {  # label: (mode, size)
 }
 QUICK_MODES = ("across 5", "within 3x3")
 LAYOUTS = ("NHWC", "NCHW")
-DTYPES = ("float32", "bfloat16")
-PASSES = ("forward", "forward+backward")
+DTYPES = ("float32", "bfloat16", "float16")
+QUICK_DTYPES = ("float32", "bfloat16")
+CONTEXTS = ("forward", "dx only", "y and dx")
+IMPLS = ("jax_lrn", "plain JAX")
 FRAMEWORKS = ("torch", "tensorflow", "onnxruntime")
-TOLERANCE = dict(float32=1e-4, bfloat16=2.0**-6)  # max error / max |reference|
-# A general exponent (no rsqrt/sqrt fast path) is measured on this one configuration.
+FRAMEWORK_LABEL = dict(torch="PyTorch", tensorflow="TensorFlow", onnxruntime="onnxruntime")
+TOLERANCE = dict(float32=1e-4, bfloat16=2.0**-6, float16=2.0**-8)  # max error / max |ref|
+# A general exponent (no sqrt fast path) is measured on the first shape, NHWC, across 5.
 GENERAL_BETA = 0.6
+BASELINE_EVERY = 6  # the elementwise pass runs again after this many timed functions
+SPREAD_WARNING = 1.5
+TRAIN_BATCH = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,12 +133,18 @@ def fast_lrn(x, layout, mode, beta):
   return jax_lrn.lrn(x, size, ALPHA, beta, K, mode=kind, channel_axis=-1 if layout == "NHWC" else 1)
 
 
-def with_backward(f):
-  def fwd_bwd(x, g):
+def in_context(f, context):
+  """``f`` as users call it in ``context``; every returned function takes ``(x, g)``."""
+  if context == "forward":
+    return lambda x, g: f(x)
+  if context == "dx only":
+    return jax.grad(lambda x, g: jnp.sum((f(x) * g).astype(jnp.float32)))
+
+  def y_and_dx(x, g):
     y, vjp = jax.vjp(f, x)
     return y, vjp(g)[0]
 
-  return fwd_bwd
+  return y_and_dx
 
 
 def residual_bytes(f, x) -> int:
@@ -135,75 +162,166 @@ def compile_timed(f, *args):
   return compiled, seconds, temp
 
 
-def stats(times, elem_median):
+def time_rounds(fns, baseline, rounds: int, warmup: int):
+  """Seconds per call of every function (dict name -> list) and of ``baseline`` (a list).
+
+  Every round calls each function once, in turn; the baseline runs at the start of the round
+  and again after every ``BASELINE_EVERY`` functions, so it samples the same moments.
+  """
+  names = list(fns)
+  for _ in range(warmup):
+    baseline()
+    for name in names:
+      fns[name]()
+  times = {name: [] for name in names}
+  base = []
+
+  def timed(fn, out):
+    start = time.perf_counter()
+    fn()
+    out.append(time.perf_counter() - start)
+
+  for _ in range(rounds):
+    for i, name in enumerate(names):
+      if i % BASELINE_EVERY == 0:
+        timed(baseline, base)
+      timed(fns[name], times[name])
+  return times, base
+
+
+def stats(times) -> dict:
   t = np.asarray(times)
-  return dict(
-    median_s=float(np.median(t)),
-    min_s=float(t.min()),
-    max_s=float(t.max()),
-    ratio=float(np.median(t) / elem_median),
-    ratio_min=float(t.min() / elem_median),
-    ratio_max=float(t.max() / elem_median),
-  )
+  return dict(min_s=float(t.min()), median_s=float(np.median(t)), max_s=float(t.max()))
 
 
-def run_jax_group(shape_name, shape, layout, dtype, modes, extra_betas, args):
-  """Times every JAX function for one (shape, layout, dtype); returns result rows."""
-  nchw = (shape[0], shape[3], shape[1], shape[2])
-  case = dict(shape_nchw=list(nchw), dtype=dtype, seed=0)
-  x_np, g_np = case_arrays(case)  # NCHW float32, rounded through dtype
-  if layout == "NHWC":
-    x_np, g_np = (np.ascontiguousarray(a.transpose(0, 2, 3, 1)) for a in (x_np, g_np))
+def check(out, ref, context):
+  """The largest error of the outputs of one context against ``(y, dx)`` in float64."""
+  wanted = {"forward": (ref[0],), "dx only": (ref[1],), "y and dx": ref}[context]
+  out = out if isinstance(out, tuple) else (out,)
+  return max(relative_error(np.asarray(o[:1], np.float64), r) for o, r in zip(out, wanted))
+
+
+def run_group(shape_name, shape, dtype, layouts, modes, extra_betas, args):
+  """Checks, compiles and times every JAX function of one (shape, dtype), both layouts."""
   jdtype = jnp.dtype(dtype)
-  x = jnp.asarray(x_np, jdtype)
-  g = jnp.asarray(g_np, jdtype)
-  elem, _, _ = compile_timed(lambda x: x * 2, x)
-  fns = {"elem": lambda: elem(x).block_until_ready()}
-  rows = []
-  for mode in modes:
-    betas = (0.75,) + (extra_betas if mode == "across 5" else ())
-    for beta in betas:
-      cfg = Config(shape_name, layout, mode, dtype, beta)
-      axes = window_axes(layout, mode)
-      size = MODES[mode][1]
-      ref = reference(x_np[:1], g_np[:1], axes, size, ALPHA, beta, K)
-      impls = {
-        "jax_lrn": lambda x, layout=layout, mode=mode, beta=beta: fast_lrn(x, layout, mode, beta),
-        "plain JAX": lambda x, axes=axes, size=size, beta=beta: plain_lrn(x, axes, size, beta),
-      }
-      for impl, f in impls.items():
-        for pass_name in args.passes:
-          if pass_name == "forward":
-            fn, fargs = f, (x,)
-          else:
-            fn, fargs = with_backward(f), (x, g)
-          compiled, compile_s, temp = compile_timed(fn, *fargs)
-          out = compiled(*fargs)
-          out = out if isinstance(out, tuple) else (out,)
-          error = max(relative_error(np.asarray(o[:1], np.float64), r) for o, r in zip(out, ref))
-          if impl == "jax_lrn" and not error <= TOLERANCE[dtype]:
-            raise SystemExit(f"jax_lrn is wrong on {cfg.label} {pass_name}: error {error:.2e}")
-          key = (cfg, impl, pass_name)
-          fns[key] = lambda compiled=compiled, fargs=fargs: jax.block_until_ready(compiled(*fargs))
-          row = dict(
-            config=dataclasses.asdict(cfg),
-            label=cfg.label,
-            impl=impl,
-            pass_name=pass_name,
-            compile_s=compile_s,
-            temp_bytes=temp,
-            error=error,
-          )
-          if pass_name == "forward+backward":
-            row["residual_bytes"] = residual_bytes(f, x)
-          rows.append((key, row))
-  times = time_interleaved(fns, args.repeats, args.warmup, baseline="elem")
-  elem_median = float(np.median(times["elem"]))
+  data, rows, fns = {}, [], {}
+  for layout in layouts:
+    nchw = (shape[0], shape[3], shape[1], shape[2])
+    x_np, g_np = case_arrays(dict(shape_nchw=list(nchw), dtype=dtype, seed=0))
+    if layout == "NHWC":
+      x_np, g_np = (np.ascontiguousarray(a.transpose(0, 2, 3, 1)) for a in (x_np, g_np))
+    data[layout] = (x_np, g_np, jnp.asarray(x_np, jdtype), jnp.asarray(g_np, jdtype))
+  elem, _, _ = compile_timed(lambda x: x * 2, data[layouts[0]][2])
+  x0 = data[layouts[0]][2]
+
+  def baseline():
+    elem(x0).block_until_ready()
+
+  for layout in layouts:
+    x_np, g_np, x, g = data[layout]
+    for mode in modes:
+      betas = (0.75,) + (extra_betas if mode == "across 5" and layout == "NHWC" else ())
+      for beta in betas:
+        cfg = Config(shape_name, layout, mode, dtype, beta)
+        axes, size = window_axes(layout, mode), MODES[mode][1]
+        ref = reference(x_np[:1], g_np[:1], axes, size, ALPHA, beta, K)
+        impls = {
+          "jax_lrn": lambda x, layout=layout, mode=mode, beta=beta: fast_lrn(x, layout, mode, beta),
+          "plain JAX": lambda x, axes=axes, size=size, beta=beta: plain_lrn(x, axes, size, beta),
+        }
+        for impl, f in impls.items():
+          for context in args.contexts:
+            compiled, compile_s, temp = compile_timed(in_context(f, context), x, g)
+            error = check(compiled(x, g), ref, context)
+            if impl == "jax_lrn" and not error <= TOLERANCE[dtype]:
+              raise SystemExit(f"jax_lrn is wrong on {cfg.label} {context}: error {error:.2e}")
+            key = (cfg, impl, context)
+            fns[key] = lambda c=compiled, x=x, g=g: jax.block_until_ready(c(x, g))
+            row = dict(
+              config=dataclasses.asdict(cfg),
+              label=cfg.label,
+              impl=impl,
+              context=context,
+              compile_s=compile_s,
+              temp_bytes=temp,
+              error=error,
+            )
+            if context == "y and dx":
+              row["residual_bytes"] = residual_bytes(f, x)
+            rows.append((key, row))
+  times, base = time_rounds(fns, baseline, args.repeats, args.warmup)
+  base_stats = stats(base)
+  if base_stats["max_s"] > SPREAD_WARNING * base_stats["min_s"]:
+    print(
+      f"  WARNING: {shape_name} {dtype}: the elementwise pass ranged "
+      f"{base_stats['min_s'] * 1e3:.2f}-{base_stats['max_s'] * 1e3:.2f} ms (more than "
+      f"{SPREAD_WARNING}x): the machine was disturbed; rerun for stable numbers"
+    )
   out = []
   for key, row in rows:
-    row.update(stats(times[key], elem_median), elem_median_s=elem_median)
+    row.update(stats(times[key]))
+    row.update(elem=base_stats, ratio=row["min_s"] / base_stats["min_s"])
     out.append(row)
-  return out, elem_median
+  return out, base_stats
+
+
+# ---------------------------------------------------------------------------------------------
+# The training step: AlexNet conv1 block, gradient with respect to the kernel.
+# ---------------------------------------------------------------------------------------------
+
+
+def batch_norm(h):
+  """BatchNorm in training mode (batch statistics per channel, no affine parameters)."""
+  mean = jnp.mean(h, axis=(0, 1, 2))
+  var = jnp.var(h, axis=(0, 1, 2))
+  return (h - mean) * lax.rsqrt(var + 1e-5)
+
+
+def train_step_fns(batch: int):
+  """``{variant: (compiled, args)}`` for the block with each normalization."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(batch, 227, 227, 3)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(0.0, 0.05, size=(11, 11, 3, 96)), jnp.float32)
+  readout = jnp.asarray(rng.normal(size=(batch, 27, 27, 96)), jnp.float32)
+  dn = ("NHWC", "HWIO", "NHWC")
+  norms = {
+    "jax_lrn": lambda h: jax_lrn.lrn(h, 5, ALPHA, 0.75, K),
+    "plain JAX LRN": lambda h: plain_lrn(h, (3,), 5, 0.75),
+    "BatchNorm": batch_norm,
+    "no normalization": lambda h: h,
+  }
+  out = {}
+  for name, norm in norms.items():
+
+    def loss(kernel, x, norm=norm):
+      h = lax.conv_general_dilated(x, kernel, (4, 4), "VALID", dimension_numbers=dn)
+      h = norm(jax.nn.relu(h))
+      h = lax.reduce_window(h, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "VALID")
+      return jnp.sum(h * readout)
+
+    compiled, compile_s, _ = compile_timed(jax.grad(loss), kernel, x)
+    out[name] = (compiled, (kernel, x), compile_s)
+  return out
+
+
+def run_train_step(args):
+  fns = train_step_fns(args.train_batch)
+  x = jnp.ones((args.train_batch, 55, 55, 96), jnp.float32)  # the LRN activations' size
+  elem = jax.jit(lambda x: x * 2).lower(x).compile()
+  timed = {name: (lambda c=c, a=a: jax.block_until_ready(c(*a))) for name, (c, a, _) in fns.items()}
+  times, base = time_rounds(timed, lambda: elem(x).block_until_ready(), args.repeats, args.warmup)
+  none_min = min(times["no normalization"])
+  rows = []
+  for name, (_, _, compile_s) in fns.items():
+    row = dict(variant=name, compile_s=compile_s, **stats(times[name]))
+    row["added_percent"] = 100.0 * (row["min_s"] - none_min) / none_min
+    rows.append(row)
+  return rows, stats(base)
+
+
+# ---------------------------------------------------------------------------------------------
+# Other frameworks, each in its own process.
+# ---------------------------------------------------------------------------------------------
 
 
 def run_framework(framework, cases, args):
@@ -231,119 +349,163 @@ def run_framework(framework, cases, args):
       return json.load(f)
 
 
-FRAMEWORK_LABEL = dict(torch="PyTorch", tensorflow="TensorFlow", onnxruntime="onnxruntime")
-IMPLS = ("jax_lrn", "plain JAX", "PyTorch", "TensorFlow", "onnxruntime")
+def framework_rows(frameworks, shapes, dtypes, layouts, args, versions):
+  cases = [
+    dict(
+      id=shape_name,
+      shape_nchw=[n, c, h, w],
+      dtype=dtype,
+      seed=0,
+      size=5,
+      alpha=ALPHA,
+      beta=0.75,
+      k=K,
+      passes=["forward", "forward+backward"],
+    )
+    for shape_name, (n, h, w, c) in shapes.items()
+    for dtype in dtypes
+  ]
+  rows = []
+  for framework in frameworks:
+    start = time.perf_counter()
+    result = run_framework(framework, cases, args)
+    if result is None:
+      print(f"  {framework}: not installed, skipped")
+      continue
+    versions[framework] = result["version"]
+    for r in result["results"]:
+      if r["layout"] not in layouts:
+        continue
+      cfg = Config(r["case"], r["layout"], "across 5", r["dtype"])
+      # The frameworks compute y in their backward anyway: one number serves both contexts.
+      context = "forward" if r["pass_name"] == "forward" else "dx only"
+      row = dict(
+        config=dataclasses.asdict(cfg),
+        label=cfg.label,
+        impl=FRAMEWORK_LABEL[framework],
+        context=context,
+        note=r.get("note"),
+      )
+      if "min_s" in r:
+        row.update(
+          min_s=r["min_s"],
+          median_s=r["median_s"],
+          max_s=r["max_s"],
+          elem=dict(min_s=r["elem_min_s"], median_s=r["elem_median_s"]),
+          ratio=r["min_s"] / r["elem_min_s"],
+          own_elem_min_s=r["own_elem_min_s"],
+          error=r["error"],
+        )
+      rows.append(row)
+    print(f"  timed {framework} ({time.perf_counter() - start:.0f} s)")
+  return rows
 
 
-def cell(row):
+# ---------------------------------------------------------------------------------------------
+# Tables.
+# ---------------------------------------------------------------------------------------------
+
+
+def cell(row) -> str:
   if row is None:
     return "—"
   if "ratio" not in row:
     return "unsupported" if (row.get("note") or "").startswith("unsupported") else "n/a"
-  bad = "" if row.get("error", 0.0) <= TOLERANCE[row["config"]["dtype"]] else " (wrong!)"
-  return f"{row['ratio']:.1f} ({row['ratio_min']:.1f}–{row['ratio_max']:.1f}){bad}"
+  wrong = "" if row.get("error", 0.0) <= TOLERANCE[row["config"]["dtype"]] else " (wrong!)"
+  return (
+    f"{row['ratio']:.1f}x · {row['min_s'] * 1e3:.1f} ms (med {row['median_s'] * 1e3:.1f}){wrong}"
+  )
 
 
-def markdown(rows, meta):
-  index = {(r["label"], r["impl"], r["pass_name"]): r for r in rows}
+def markdown(rows, frameworks, train, meta) -> str:
+  index = {(r["label"], r["impl"], r["context"]): r for r in rows + frameworks}
   labels = list(dict.fromkeys(r["label"] for r in rows))
-  present = [i for i in IMPLS if any(r["impl"] == i for r in rows)]
   lines = [
-    "Time of one call as a multiple of one elementwise pass `x * 2` over the same array "
-    "(median over rounds, min–max in brackets; lower is better; — = not available).",
+    "Each cell: time as a multiple of one elementwise pass `x * 2` over as many elements of the "
+    "same dtype (minimum over minimum) · minimum milliseconds (median in brackets). Lower is "
+    "better.",
     "",
   ]
-  head = ["shape", "layout", "window", "dtype"]
-  for pass_name in PASSES:
-    short = "fwd" if pass_name == "forward" else "fwd+bwd"
-    head += [f"{short}: {impl}" for impl in present]
+  head = ["shape", "layout", "window", "dtype", "x * 2 ms"]
+  for context in CONTEXTS:
+    head += [f"{context}: {impl}" for impl in IMPLS]
   lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 4 + "---:|" * (len(head) - 4)]
   for label in labels:
-    cells = label.split(" | ")
-    for pass_name in PASSES:
-      cells += [cell(index.get((label, impl, pass_name))) for impl in present]
+    first = next(r for r in rows if r["label"] == label)
+    cells = label.split(" | ") + [f"{first['elem']['min_s'] * 1e3:.2f}"]
+    for context in CONTEXTS:
+      cells += [cell(index.get((label, impl, context))) for impl in IMPLS]
     lines.append("| " + " | ".join(cells) + " |")
+  present = [
+    FRAMEWORK_LABEL[f]
+    for f in FRAMEWORKS
+    if any(r["impl"] == FRAMEWORK_LABEL[f] for r in frameworks)
+  ]
+  if present:
+    lines += [
+      "",
+      "Across channels, size 5, against other frameworks (each in its own process; its ratio is "
+      "to a JAX `x * 2` timed in that process; the frameworks' backward always computes `y`, so "
+      "their dx-only time is also their y-and-dx time):",
+      "",
+    ]
+    head = ["shape", "layout", "dtype", "context", "jax_lrn"] + present
+    lines += ["| " + " | ".join(head) + " |", "|---|---|---|---|" + "---:|" * (len(head) - 4)]
+    fw_labels = list(dict.fromkeys(r["label"] for r in frameworks))
+    for label in fw_labels:
+      shape, layout, _, dtype = label.split(" | ")
+      for context in ("forward", "dx only"):
+        cells = [shape, layout, dtype, context, cell(index.get((label, "jax_lrn", context)))]
+        cells += [cell(index.get((label, impl, context))) for impl in present]
+        lines.append("| " + " | ".join(cells) + " |")
+  if train:
+    rows_t, elem = train
+    lines += [
+      "",
+      f"Training step: AlexNet conv1 block at batch {meta['train_batch']} (conv 11x11/4, 96 "
+      "channels -> ReLU -> norm -> max-pool 3/2; `jax.grad` with respect to the kernel). "
+      f"Elementwise pass over the (N, 55, 55, 96) activations: {elem['min_s'] * 1e3:.2f} ms.",
+      "",
+      "| variant | ms (min) | ms (median) | added to the step without normalization |",
+      "|---|---:|---:|---:|",
+    ]
+    for r in rows_t:
+      lines.append(
+        f"| {r['variant']} | {r['min_s'] * 1e3:.1f} | {r['median_s'] * 1e3:.1f} | "
+        f"{r['added_percent']:+.1f} % |"
+      )
   lines += [
     "",
-    "jax_lrn in detail (fwd+bwd unless noted): milliseconds, compile seconds, the bytes the "
-    "backward keeps (residuals) and peak temporary memory of the compiled program, next to "
-    "plain JAX autodiff.",
+    "jax_lrn in detail (y and dx context): compile seconds, the bytes the backward keeps "
+    "(residuals) and the compiled program's temporary memory, next to plain JAX autodiff.",
     "",
-    "| shape | layout | window | dtype | x*2 ms | fwd ms | fwd+bwd ms | compile s (fwd, fwd+bwd)"
-    " | residual MB (jax_lrn / plain) | temp MB (jax_lrn / plain) |",
-    "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+    "| shape | layout | window | dtype | compile s (fwd, dx, y and dx) "
+    "| residual MB (jax_lrn / plain) | temp MB, y and dx (jax_lrn / plain) |",
+    "|---|---|---|---|---:|---:|---:|",
   ]
+  mb = 1e-6
   for label in labels:
-    fwd = index.get((label, "jax_lrn", "forward"))
-    fb = index.get((label, "jax_lrn", "forward+backward"))
-    pfb = index.get((label, "plain JAX", "forward+backward"))
-    if fwd is None or fb is None or pfb is None:
+    got = [index.get((label, "jax_lrn", c)) for c in CONTEXTS]
+    plain = index.get((label, "plain JAX", "y and dx"))
+    if any(r is None for r in got) or plain is None:
       continue
-    mb = 1e-6
+    compile_s = ", ".join(f"{r['compile_s']:.2f}" for r in got)
     lines.append(
       "| "
       + " | ".join(label.split(" | "))
-      + f" | {fb['elem_median_s'] * 1e3:.2f} | {fwd['median_s'] * 1e3:.2f}"
-      f" | {fb['median_s'] * 1e3:.2f} | {fwd['compile_s']:.2f}, {fb['compile_s']:.2f}"
-      f" | {fb['residual_bytes'] * mb:.1f} / {pfb['residual_bytes'] * mb:.1f}"
-      f" | {fb['temp_bytes'] * mb:.1f} / {pfb['temp_bytes'] * mb:.1f} |"
+      + f" | {compile_s} | {got[2]['residual_bytes'] * mb:.1f} / {plain['residual_bytes'] * mb:.1f}"
+      f" | {(got[2]['temp_bytes'] or 0) * mb:.1f} / {(plain['temp_bytes'] or 0) * mb:.1f} |"
     )
-  lines += ["", meta]
+  lines += ["", meta["text"]]
   return "\n".join(lines) + "\n"
-
-
-def chart(rows, path):
-  try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-  except ImportError:
-    return False
-  sel = [
-    r
-    for r in rows
-    if r["config"]["mode"] == "across 5"
-    and r["config"]["dtype"] == "float32"
-    and r["config"]["beta"] == 0.75
-    and "ratio" in r
-  ]
-
-  def group(r):
-    return f"{r['config']['shape'].replace(' ', chr(10), 1)}\n{r['config']['layout']}"
-
-  groups = list(dict.fromkeys(group(r) for r in sel))
-  impls = [i for i in IMPLS if any(r["impl"] == i for r in sel)]
-  fig, axes = plt.subplots(1, 2, figsize=(14, 5), sharey=False)
-  width = 0.8 / max(len(impls), 1)
-  for ax, pass_name in zip(axes, PASSES):
-    for j, impl in enumerate(impls):
-      vals = []
-      for grp in groups:
-        match = [
-          r["ratio"]
-          for r in sel
-          if r["impl"] == impl and r["pass_name"] == pass_name and group(r) == grp
-        ]
-        vals.append(match[0] if match else 0.0)
-      ax.bar(np.arange(len(groups)) + j * width, vals, width, label=impl)
-    ax.set_xticks(np.arange(len(groups)) + width * (len(impls) - 1) / 2)
-    ax.set_xticklabels(groups, fontsize=7)
-    ax.set_title(f"LRN across channels, size 5, float32: {pass_name}")
-    ax.set_ylabel("time / elementwise pass (median)")
-    ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return True
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
   parser.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
-  parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 11)")
-  parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+  parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 9)")
+  parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
   parser.add_argument(
     "--frameworks",
     default="auto",
@@ -351,19 +513,22 @@ def main(argv=None):
     "installed, 'none' = JAX only",
   )
   parser.add_argument("--layouts", default=",".join(LAYOUTS))
-  parser.add_argument("--dtypes", default=",".join(DTYPES))
+  parser.add_argument("--dtypes", default=None, help="comma-separated: " + ", ".join(DTYPES))
   parser.add_argument("--modes", default=None, help="comma-separated: " + ", ".join(MODES))
-  parser.add_argument("--passes", default=",".join(PASSES))
+  parser.add_argument("--contexts", default=",".join(CONTEXTS))
+  parser.add_argument("--shapes", default=None, help="comma-separated subset of the shape names")
+  parser.add_argument("--no-train-step", action="store_true", help="skip the training step")
+  parser.add_argument("--train-batch", type=int, default=None, help=f"default {TRAIN_BATCH}")
   args = parser.parse_args(argv)
   shapes = QUICK_SHAPES if args.quick else SHAPES
-  modes = (args.modes.split(",") if args.modes else None) or (
-    list(QUICK_MODES) if args.quick else list(MODES)
-  )
-  args.repeats = args.repeats or (3 if args.quick else 11)
-  args.warmup = 1 if args.quick else args.warmup
-  args.passes = args.passes.split(",")
+  if args.shapes:
+    shapes = {name: shapes[name] for name in args.shapes.split(",")}
+  modes = args.modes.split(",") if args.modes else list(QUICK_MODES if args.quick else MODES)
+  dtypes = args.dtypes.split(",") if args.dtypes else list(QUICK_DTYPES if args.quick else DTYPES)
+  args.repeats = args.repeats or (2 if args.quick else 9)
+  args.contexts = args.contexts.split(",")
+  args.train_batch = args.train_batch or (1 if args.quick else TRAIN_BATCH)
   layouts = args.layouts.split(",")
-  dtypes = args.dtypes.split(",")
   extra_betas = () if args.quick else (GENERAL_BETA,)
   frameworks = (
     FRAMEWORKS
@@ -372,82 +537,47 @@ def main(argv=None):
   )
   start = time.perf_counter()
   rows = []
-  for shape_name, shape in shapes.items():
-    for layout in layouts:
-      for dtype in dtypes:
-        group_rows, _ = run_jax_group(shape_name, shape, layout, dtype, modes, extra_betas, args)
-        rows += group_rows
-        print(f"  timed {shape_name} {layout} {dtype} ({time.perf_counter() - start:.0f} s)")
+  for i, (shape_name, shape) in enumerate(shapes.items()):
+    for dtype in dtypes:
+      group, base = run_group(
+        shape_name, shape, dtype, layouts, modes, extra_betas if i == 0 else (), args
+      )
+      rows += group
+      print(
+        f"  timed {shape_name} {dtype}: x * 2 {base['min_s'] * 1e3:.2f}-"
+        f"{base['max_s'] * 1e3:.2f} ms ({time.perf_counter() - start:.0f} s)"
+      )
   versions = {"jax": jax.__version__}
+  fw_rows = []
   if "across 5" in modes:
-    cases = []
-    for shape_name, (n, h, w, c) in shapes.items():
-      for dtype in dtypes:
-        cases.append(
-          dict(
-            id=shape_name,
-            shape_nchw=[n, c, h, w],
-            dtype=dtype,
-            seed=0,
-            size=5,
-            alpha=ALPHA,
-            beta=0.75,
-            k=K,
-            passes=args.passes,
-          )
-        )
-    for framework in frameworks:
-      result = run_framework(framework, cases, args)
-      if result is None:
-        print(f"  {framework}: not installed, skipped")
-        continue
-      versions[framework] = result["version"]
-      for r in result["results"]:
-        if r["layout"] not in layouts:
-          continue
-        cfg = Config(r["case"], r["layout"], "across 5", r["dtype"])
-        row = dict(
-          config=dataclasses.asdict(cfg),
-          label=cfg.label,
-          impl=FRAMEWORK_LABEL[framework],
-          pass_name=r["pass_name"],
-          note=r.get("note"),
-        )
-        if "median_s" in r:
-          e = r["elem_median_s"]  # the JAX x * 2 timed in the same subprocess rounds
-          row.update(
-            median_s=r["median_s"],
-            min_s=r["min_s"],
-            max_s=r["max_s"],
-            ratio=r["median_s"] / e,
-            ratio_min=r["min_s"] / e,
-            ratio_max=r["max_s"] / e,
-            elem_median_s=e,
-            own_elem_median_s=r["own_elem_median_s"],
-            error=r["error"],
-          )
-        rows.append(row)
-      print(f"  timed {framework} ({time.perf_counter() - start:.0f} s)")
+    fw_rows = framework_rows(frameworks, shapes, dtypes, layouts, args, versions)
+  train = None
+  if not args.no_train_step:
+    train = run_train_step(args)
+    print(f"  timed the training step ({time.perf_counter() - start:.0f} s)")
   command = "python benchmarks/bench_lrn.py" + (" --quick" if args.quick else "")
-  meta = (
+  text = (
     f"Measured {datetime.date.today().isoformat()} with `{command}` on "
     f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores; "
     + ", ".join(f"{k} {v}" for k, v in versions.items() if v)
     + f"; alpha={ALPHA}, beta=0.75, k={K}; {args.repeats} timed rounds after {args.warmup} "
-    "warm-up rounds. Frameworks run in their own processes; their times are divided by a JAX "
-    "elementwise pass over the same array timed in the same process."
+    "warm-up round(s)."
   )
+  meta = dict(text=text, train_batch=args.train_batch)
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  md = markdown(rows, meta)
+  md = markdown(rows, fw_rows, train, meta)
   (out / "results.md").write_text(md)
-  payload = dict(meta=meta, versions=versions, args=vars(args), rows=rows)
-  (out / "results.json").write_text(json.dumps(payload, indent=1))
-  has_png = chart(rows, out / "results.png")
-  print(md)
-  print(
-    f"wrote {out / 'results.md'}, {out / 'results.json'}" + (", results.png" if has_png else "")
+  payload = dict(
+    meta=meta,
+    versions=versions,
+    args=vars(args),
+    rows=rows + fw_rows,
+    train_step=None if train is None else dict(rows=train[0], elem=train[1]),
   )
+  (out / "results.json").write_text(json.dumps(payload, indent=1))
+  print(md)
+  print(f"wrote {out / 'results.md'}, {out / 'results.json'}")
   print(f"total {time.perf_counter() - start:.0f} s")
 
 
