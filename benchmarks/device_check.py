@@ -512,11 +512,18 @@ def measure_bandwidth(quick: bool, platform: str, rounds: int, warmup: int, seed
     result[name] = {**stats, "GBps": 2 * nbytes / (stats["ms"] * 1e-3) / 1e9}
   result["copy_is_a_copy_op"] = copy_in_program
   result["GBps"] = max(result["x*2"]["GBps"], result["copy"]["GBps"])
+  # The least time a call takes here, device work or not: x*2 on 1024 elements, back to back.
+  # A row within twice this may be timing the host's dispatch rather than the device.
+  small = jax.random.uniform(jax.random.key(seed + 2), (1024,), jnp.float32)
+  (tiny,), _ = compile_all([(lambda x: x * 2, (small,))])
+  trivial = Timed({}, lambda i: tiny(small), jax_sync, calls_per_sample=MAX_CALLS_PER_SAMPLE)
+  samples = [sample_seconds(trivial, r) for r in range(warmup + rounds)][warmup:]
+  result["call_overhead_ms"] = summarise(samples)["ms"]
   log(
     f"copy bandwidth ({nbytes / 2**20:.0f} MiB array, read + write): x*2 "
     f"{result['x*2']['GBps']:.1f} GB/s ({result['x*2']['ms']:.3g} ms), copy "
     f"{result['copy']['GBps']:.1f} GB/s ({result['copy']['ms']:.3g} ms); floor uses "
-    f"{result['GBps']:.1f} GB/s"
+    f"{result['GBps']:.1f} GB/s; a trivial call takes {result['call_overhead_ms'] * 1e3:.3g} us"
   )
   return result
 
@@ -826,7 +833,13 @@ def groups_to_run(quick: bool) -> list[tuple[str, tuple, str, str, str]]:
 
 
 def run_group(
-  spec, seed: int, torch_and_device, rounds: int, warmup: int, bandwidth_gbps: float
+  spec,
+  seed: int,
+  torch_and_device,
+  rounds: int,
+  warmup: int,
+  bandwidth_gbps: float,
+  call_overhead_ms: float = 0.0,
 ) -> dict:
   """Checks and times every implementation and pass of one (shape, window, dtype, layout)."""
   name, shape_nhwc, window, dtype, layout = spec
@@ -903,6 +916,8 @@ def run_group(
     row["floor_ms"] = row["floor_bytes"] / (bandwidth_gbps * 1e9) * 1e3
     if "ms" in row:
       row["floor_fraction"] = row["floor_ms"] / row["ms"]
+      row["near_call_overhead"] = row["ms"] < 2 * call_overhead_ms
+  base["near_call_overhead"] = base["ms"] < 2 * call_overhead_ms
   return dict(
     **base_row,
     compile_s=compile_s,
@@ -1030,6 +1045,7 @@ def cell(row: dict | None, detail: bool = True) -> str:
     text = f"{row['ratio']:.2f}x"
   else:
     text = f"{row['ms']:.3g} {row['ratio']:.2f}x {row['floor_fraction']:.2f}"
+  text += "*" if row.get("near_call_overhead") else ""
   return text + (" inexact" if row.get("status") == "inexact" else "")
 
 
@@ -1062,6 +1078,7 @@ def main_table(groups: list[dict]) -> tuple[str, list]:
       )
       base = group.get("baseline")
       base_ms = f"{base['ms']:.3g}" if base else "—"
+      base_ms += "*" if base and base.get("near_call_overhead") else ""
       floor_row = per_impl["shifted"] or {}
       floor_ms = f"{floor_row['floor_ms']:.3g}" if "floor_ms" in floor_row else "—"
       torch_row = per_impl["torch"] if p != "dx" else None
@@ -1163,8 +1180,8 @@ def run_timing(
       continue
     groups.append(group)
     log(
-      f"  [{budget.elapsed():4.0f} s] {label}: {len(group['rows'])} programs compiled in "
-      f"{group['compile_s']:.1f} s, checked, timed"
+      f"  [{budget.elapsed():4.0f} s] {label}: compiled in {group['compile_s']:.1f} s; "
+      f"{len(group['rows'])} rows checked and timed"
     )
   return groups, training
 
@@ -1235,6 +1252,7 @@ def main(args: argparse.Namespace) -> int:
       rounds=rounds,
       warmup=warmup,
       bandwidth_gbps=bandwidth["GBps"],
+      call_overhead_ms=bandwidth["call_overhead_ms"],
     ),
     functools.partial(
       training_group, quick=args.quick, seed=args.seed, rounds=rounds, warmup=warmup
@@ -1284,7 +1302,8 @@ def main(args: argparse.Namespace) -> int:
     "x*2 over the same array in the same rounds, fraction of the bandwidth floor reached "
     "(floor ms / ms). plain (autodiff) and torch (F.local_response_norm; channels_last for "
     "NHWC; its y+dx is forward + backward): ratio only. faster: sh, rw, or tie (the faster "
-    "median is not below the other's minimum)."
+    "median is not below the other's minimum). *: under twice the time of a trivial call, "
+    "so possibly the host's dispatch time rather than the device's."
   )
   env = results["environment"]
   title = (
