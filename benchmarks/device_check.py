@@ -752,6 +752,7 @@ def load_torch(choice: str, platform: str):
     return None, "PyTorch: off (--torch off)"
   if choice == "auto" and platform != "gpu":
     return None, f"PyTorch: not used on {platform} (its rows are for CUDA)"
+  log("importing torch (--torch off skips it)")
   try:
     import torch
   except Exception as error:  # noqa: BLE001 - any import failure means no torch rows
@@ -1141,11 +1142,17 @@ def json_ready(value):
 
 
 def run_timing(
-  specs: list, train_dtypes: Sequence[str], budget: Budget, run_one: Callable, train_one: Callable
+  specs: list,
+  train_dtypes: Sequence[str],
+  budget: Budget,
+  run_one: Callable,
+  train_one: Callable,
+  progress: Callable[[list, list], None] = lambda groups, training: None,
 ) -> tuple[list[dict], list[dict]]:
   """Runs ``run_one(spec)`` for each timing group in order, and ``train_one(dtype)`` for the
   training step after the channel windows (before the spatial ones). Once the budget is spent
-  the rest is skipped and reported as skipped; an exception fails its group's rows."""
+  the rest is skipped and reported as skipped; an exception fails its group's rows.
+  ``progress(groups, training)`` runs after each (to save what is done so far)."""
   groups: list[dict] = []
   training: list[dict] = []
   n_across = sum(1 for spec in specs if WINDOWS[spec[2]][0] == "across_channels")
@@ -1164,6 +1171,7 @@ def run_timing(
           ]
           training.append(dict(shape="train conv1", dtype=dtype, rows=rows))
         log(f"  [{budget.elapsed():4.0f} s] training step {dtype}: done")
+        progress(groups, training)
     if index == len(specs):
       break
     spec = specs[index]
@@ -1183,6 +1191,7 @@ def run_timing(
       f"  [{budget.elapsed():4.0f} s] {label}: compiled in {group['compile_s']:.1f} s; "
       f"{len(group['rows'])} rows checked and timed"
     )
+    progress(groups, training)
   return groups, training
 
 
@@ -1190,9 +1199,14 @@ def main(args: argparse.Namespace) -> int:
   budget = Budget(args.budget_s)
   rounds = args.rounds or (3 if args.quick else 15)
   warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
-  results: dict[str, Any] = {"environment": environment(args)}
+  results: dict[str, Any] = {"environment": environment(args), "summary": {"finished": False}}
   results["environment"].update(rounds=rounds, warmup=warmup)
   platform = results["environment"]["platform"]
+
+  def save():  # after every section, so that a crash leaves what was done
+    if args.json:
+      args.json.write_text(json.dumps(json_ready(results), indent=1))
+
   torch_and_device, torch_line = load_torch(args.torch, platform)
   results["environment"]["torch"] = torch_line
   log(torch_line)
@@ -1203,6 +1217,7 @@ def main(args: argparse.Namespace) -> int:
   results["bandwidth"] = bandwidth
   shapes = QUICK_SHAPES if args.quick else SHAPES
   results["floors"] = floors(shapes, bandwidth["GBps"])
+  save()
 
   log("")
   log("correctness on the device")
@@ -1219,6 +1234,7 @@ def main(args: argparse.Namespace) -> int:
     seconds=time.perf_counter() - start,
     checks=checks,
   )
+  save()
   kinds: dict[str, list[int]] = {}
   for c in checks:
     kinds.setdefault(c["kind"], [0, 0])[0 if c["passed"] else 1] += 1
@@ -1257,12 +1273,13 @@ def main(args: argparse.Namespace) -> int:
     functools.partial(
       training_group, quick=args.quick, seed=args.seed, rounds=rounds, warmup=warmup
     ),
+    lambda groups, training: (results.update(groups=groups, training=training), save()),
   )
 
   results["groups"] = groups
   results["training"] = training
   table, strategy = main_table(groups)
-  results["strategy"] = strategy
+  results["strategy"] = [{**entry, "default": default} for entry in strategy]
   rows = [r for g in groups for r in g["rows"]]
   # jax_lrn's rows decide the exit status; the baselines' (plain, torch, no LRN) are reported.
   bad_rows = [
@@ -1273,6 +1290,7 @@ def main(args: argparse.Namespace) -> int:
   ]
   skipped = sum(r.get("status") == "skipped" for r in rows)
   results["summary"] = dict(
+    finished=True,
     correctness_passed=not failed,
     timing_rows=len(rows),
     timing_rows_failed=len(bad_rows),
@@ -1312,8 +1330,7 @@ def main(args: argparse.Namespace) -> int:
   )
   if args.markdown:
     args.markdown.write_text(f"{title}\n\n{train_md}\n\n{legend}\n\n{table}\n")
-  if args.json:
-    args.json.write_text(json.dumps(json_ready(results), indent=1))
+  save()
   log("")
   log(train_md)
   log("")
