@@ -80,8 +80,8 @@ def test_device_check_quick_on_cpu(tmp_path):
   assert all(r["status"] == "ok" and r["ms"] > 0 for r in training)
   assert results["summary"]["timing_rows_skipped"] == 0
   last = proc.stdout.strip().splitlines()
-  assert last[-1].startswith("| conv2 NHWC within 3x3 f32 | y+dx |")
-  assert last[-14].startswith("| configuration | pass |")  # 12 rows: 4 groups x 3 passes
+  assert last[-1].startswith("|conv2 NHWC within 3x3 f32|y+dx|")
+  assert last[-14].startswith("|configuration|pass|")  # 12 rows: 4 groups x 3 passes
 
 
 def _import_device_check(monkeypatch):
