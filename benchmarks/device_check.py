@@ -1253,6 +1253,11 @@ def main(args: argparse.Namespace) -> int:
   )
   specs = groups_to_run(args.quick)
   train_dtypes = ("float32",) if args.quick else DTYPES
+
+  def progress(groups, training):
+    results.update(groups=groups, training=training)
+    save()
+
   groups, training = run_timing(
     specs,
     train_dtypes,
@@ -1269,7 +1274,7 @@ def main(args: argparse.Namespace) -> int:
     functools.partial(
       training_group, quick=args.quick, seed=args.seed, rounds=rounds, warmup=warmup
     ),
-    lambda groups, training: (results.update(groups=groups, training=training), save()),
+    progress,
   )
 
   results["groups"] = groups
