@@ -9,18 +9,19 @@ summed separably, one axis at a time, by one of two implementations:
   XLA:CPU squares, window sum, power and product are one loop over memory.
 * ``"reduce_window"``: one ``lax.reduce_window`` per axis, a single operation whose program does
   not grow with the window. XLA:CPU never fuses it with its producer or consumer (an extra pass
-  over memory); XLA:GPU and XLA:TPU fuse it.
+  over memory); XLA:GPU fuses it with both (TPU: see below).
 
 ``implementation=None`` chooses per platform with ``lax.platform_dependent``, so a program
 exported for several platforms carries each one's choice:
 
 * CPU: ``"shifted"`` (measured by ``benchmarks/bench_lrn.py``: the fused loops run at the speed
   of one elementwise pass, ``reduce_window`` at several).
-* GPU and TPU: ``"reduce_window"``, the operation XLA's accelerator backends are built to fuse
-  and tile. Neither has been measured against ``"shifted"`` on a real device yet;
-  ``benchmarks/device_check.py`` times both. TPU shares GPU's choice for that reason and because
-  both backends fuse ``reduce_window`` with its elementwise neighbours, which is what the
-  shifted form buys on CPU.
+* GPU: ``"reduce_window"``. XLA's GPU fusion rules fuse it into loop fusions with its
+  elementwise producers and consumers, which is what the shifted form buys on CPU. Not yet
+  measured against ``"shifted"`` on a GPU: ``benchmarks/device_check.py`` times both.
+* TPU: GPU's choice, because nothing measured says otherwise. No TPU has run either form, and
+  XLA's TPU compiler is not open source, so how it fuses ``reduce_window`` cannot be read from
+  its code as GPU's can; ``benchmarks/device_check.py`` runs unchanged on a TPU VM to settle it.
 
 Windows longer than ``SHIFTED_MAX_SIZE`` along an axis always use ``reduce_window`` (the shifted
 form's program grows with the size). Windows longer than their axis are clipped to it (elements

@@ -1,6 +1,8 @@
-"""The benchmark's --quick mode runs end to end and writes its outputs (no timing assertions)."""
+"""The benchmarks' --quick modes run end to end and write their outputs (no timing assertions)."""
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +40,96 @@ def test_benchmark_quick_writes_table_and_json(tmp_path):
   assert set(train) == {"jax_lrn", "plain JAX LRN", "BatchNorm", "no normalization"}
   assert train["no normalization"]["added_percent"] == 0.0
   assert "| variant | ms (min) |" in table
+
+
+def test_device_check_quick_on_cpu(tmp_path):
+  """benchmarks/device_check.py as it runs on an accelerator (from the checkout, PYTHONPATH=.),
+  here on the CPU in --quick mode: every correctness check passes, every timed row has a time,
+  the floors are there, and the table comes last."""
+  out = tmp_path / "device.json"
+  proc = subprocess.run(
+    [sys.executable, "benchmarks/device_check.py", "--platform", "cpu", "--quick"]
+    + ["--json", str(out)],
+    cwd=ROOT,
+    env={**os.environ, "PYTHONPATH": str(ROOT)},
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  results = json.loads(out.read_text())
+  assert results["environment"]["platform"] == "cpu"
+  assert results["default_implementation"] == "shifted"
+  correctness = results["correctness"]
+  kinds = {c["kind"] for c in correctness["checks"]}
+  assert kinds == {"dispatch", "fixture", "reference", "precision"}
+  assert correctness["passed"] and all(c["passed"] for c in correctness["checks"])
+  manifest = json.loads((ROOT / "tests" / "fixtures" / "manifest.json").read_text())
+  assert sum(c["kind"] == "fixture" for c in correctness["checks"]) == len(manifest["fixtures"])
+  assert results["bandwidth"]["GBps"] > 0
+  assert results["floors"] and all(f["bytes"] > 0 and f["ms"] > 0 for f in results["floors"])
+  rows = [r for g in results["groups"] for r in g["rows"]]
+  assert len(rows) == 4 * 3 * 3  # 4 groups x (shifted, reduce_window, plain) x 3 passes
+  for row in rows:
+    assert row["status"] == "ok" and row["ms"] > 0 and row["ratio"] > 0, row
+    assert 0 < row["floor_ms"] and row["floor_fraction"] > 0
+    assert all(0 <= w <= 1 for w in row["worst"].values())
+  training = [r for t in results["training"] for r in t["rows"]]
+  assert {r["impl"] for r in training} == {"no LRN", "LRN shifted", "LRN reduce_window"}
+  assert all(r["status"] == "ok" and r["ms"] > 0 for r in training)
+  assert results["summary"]["timing_rows_skipped"] == 0
+  last = proc.stdout.strip().splitlines()
+  assert last[-1].startswith("|conv2 NHWC within 3x3 f32|y+dx|")
+  assert last[-14].startswith("|configuration|pass|")  # 12 rows: 4 groups x 3 passes
+
+
+def _import_device_check(monkeypatch):
+  spec = importlib.util.spec_from_file_location("device_check", ROOT / "benchmarks/device_check.py")
+  device_check = importlib.util.module_from_spec(spec)
+  monkeypatch.setitem(sys.modules, "device_check", device_check)  # for its dataclasses
+  spec.loader.exec_module(device_check)
+  return device_check
+
+
+def test_device_check_budget_skips_the_rest(monkeypatch):
+  """Once --budget-s is spent, the groups not started yet are reported as skipped."""
+  device_check = _import_device_check(monkeypatch)
+  specs = device_check.groups_to_run(quick=False)
+  ran = []
+
+  def run_one(spec):
+    ran.append(spec)
+    return dict(rows=[], compile_s=0.0)
+
+  budget = device_check.Budget(0.0)
+  groups, training = device_check.run_timing(specs, ["float32"], budget, run_one, ran.append)
+  assert not ran and len(groups) == len(specs) and all(g["skipped"] for g in groups)
+  assert all(r["status"] == "skipped" for g in groups for r in g["rows"])
+  assert training == [dict(shape="train conv1", dtype="float32", skipped=True, rows=[])]
+  groups, training = device_check.run_timing(
+    specs, ["float32"], device_check.Budget(1e9), run_one, lambda dtype: dict(rows=[])
+  )
+  assert ran == specs and len(training) == 1
+
+
+def test_device_check_fails_a_wrong_result(monkeypatch):
+  """A timed program whose output is off by 1e-3 is marked FAILED and not timed; the others in
+  its group are checked and timed as usual."""
+  device_check = _import_device_check(monkeypatch)
+  right = device_check.lrn_forward
+
+  def wrong_when_shifted(impl, *args, **kwargs):
+    forward = right(impl, *args, **kwargs)
+    return (lambda x: forward(x) * 1.001) if impl == "shifted" else forward
+
+  monkeypatch.setattr(device_check, "lrn_forward", wrong_when_shifted)
+  spec = ("conv2", (1, 5, 6, 16), "across 5", "float32", "NHWC")
+  group = device_check.run_group(
+    spec, seed=0, torch_and_device=None, rounds=1, warmup=0, bandwidth_gbps=1.0
+  )
+  for row in group["rows"]:
+    if row["impl"] == "shifted":
+      assert row["status"] == "FAILED" and "ms" not in row, row
+      assert max(row["worst"].values()) > 10  # 1e-3 against 1e-5
+    else:
+      assert row["status"] == "ok" and row["ms"] > 0, row
