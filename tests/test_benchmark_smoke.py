@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,16 @@ def test_benchmark_quick_writes_table_and_json(tmp_path):
   assert set(train) == {"jax_lrn", "plain JAX LRN", "BatchNorm", "no normalization"}
   assert train["no normalization"]["added_percent"] == 0.0
   assert "| variant | ms (min) |" in table
+  # Two runs compared (here a run with itself: every spread is zero).
+  results = str(tmp_path / "results.json")
+  proc = subprocess.run(
+    [sys.executable, str(ROOT / "benchmarks" / "compare_runs.py"), results, results],
+    capture_output=True,
+    text=True,
+    timeout=60,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert re.search(r"jax_lrn\s+24 rows: ms differ by median 0\.0 %, max 0\.0 %", proc.stdout)
 
 
 def test_device_check_quick_on_cpu(tmp_path):
