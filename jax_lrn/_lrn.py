@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jax_lrn._power import power
+from jax_lrn._power import divide_by_power
 from jax_lrn._window import (
   EVEN_PLACEMENTS,
   IMPLEMENTATIONS,
@@ -47,7 +47,7 @@ def _denominator(partial_sq, alpha, k, cfg: WindowConfig):
   (:func:`inner_window_sum`; ``u^2`` itself across channels).
   """
   window_sq = last_window_sum(partial_sq, cfg)
-  return k + (alpha / float(cfg.count)) * window_sq, window_sq
+  return k + (alpha / cfg.count) * window_sq, window_sq
 
 
 def _widen(x):
@@ -58,7 +58,7 @@ def _widen(x):
 def _forward(cfg: WindowConfig, x, alpha, beta, k):
   u = _widen(x)
   s, _ = _denominator(inner_window_sum(u * u, cfg), alpha, k, cfg)
-  return (u / power(s, beta, cfg.static_beta)).astype(x.dtype)
+  return divide_by_power(u, s, beta, cfg.static_beta).astype(x.dtype)
 
 
 _lrn_core = jax.custom_vjp(_forward, nondiff_argnums=(0,))
@@ -79,6 +79,14 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
   want_x, want_alpha, want_beta, want_k = (flag is not None for flag in wanted)
   if isinstance(g, jax.custom_derivatives.SymbolicZero):
     return (None, None, None, None)
+  if cfg.static_beta == 0:  # y = x whatever s is (also s = 0, where t would be 0 / 0)
+    zero = jnp.zeros((), jnp.result_type(alpha))
+    return (
+      g.astype(x.dtype) if want_x else None,
+      zero if want_alpha else None,
+      None,
+      zero if want_k else None,
+    )
   # Two passes over memory (plus one per extra window axis), each one fused loop that sums its
   # window from shifted reads (on CPU; see jax_lrn._window):
   #   1. t = g y / s, stored once (read x, g; write t);
@@ -95,10 +103,14 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
   g = g.astype(u.dtype)
   partial_sq = inner_window_sum(u * u, cfg)
   s, window_sq = _denominator(partial_sq, alpha, k, cfg)
-  y = u / power(s, beta, cfg.static_beta)
+  y = divide_by_power(u, s, beta, cfg.static_beta)
   # t_i = g_i y_i / s_i: the shared factor of every cross term. Divided from y, not powered
   # from u: s**-(beta+1) alone underflows float32 when s is large (|x| ~ 1e18), while y / s
-  # stays representable as long as the true value is.
+  # stays representable as long as the true value is. Where y_i = 0 the term is 0: also where
+  # s_i = 0, which with beta = 0 (y = x) would otherwise give 0 / 0 (with beta > 0, y_i itself
+  # is 0 / 0 = nan there, and so are the cotangents, as in every framework). The division stays
+  # the last operation: XLA keeps a division's result stored rather than recomputing it at each
+  # shifted read of the window sum below, which a select after it would undo.
   t = g * y / s
   dx = dalpha = dbeta = dk = None
   if want_x:
@@ -110,18 +122,29 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
     else:  # the stored partial sums of squares are read again, not recomputed
       x, partial_sq = lax.optimization_barrier((x, partial_sq))
       u = _widen(x)
-    s_beta = power(_denominator(partial_sq, alpha, k, cfg)[0], beta, cfg.static_beta)
+    s = _denominator(partial_sq, alpha, k, cfg)[0]
     cross = window_sum(t, cfg, transpose=True)
-    dx = (g / s_beta - (2.0 * beta * alpha / float(cfg.count)) * u * cross).astype(x.dtype)
+    cross_term = (2.0 * beta * alpha / cfg.count) * u * cross
+    dx = divide_by_power(g, s, beta, cfg.static_beta) - _unless_beta_is_zero(beta, cfg, cross_term)
+    dx = dx.astype(x.dtype)
   if want_alpha:
-    dalpha = -(beta / float(cfg.count)) * jnp.sum(t * window_sq)
+    dalpha = _unless_beta_is_zero(beta, cfg, -(beta / cfg.count) * jnp.sum(t * window_sq))
   if want_k:
-    dk = -beta * jnp.sum(t)
+    dk = _unless_beta_is_zero(beta, cfg, -beta * jnp.sum(t))
   if want_beta:
     # d y_i / d beta = -y_i log s_i; zero where y_i is (x_i = 0 leaves y_i = 0 for every beta,
     # also where s_i = 0).
     dbeta = -jnp.sum(jnp.where(y == 0, 0.0, g * y * jnp.log(s)))
   return dx, dalpha, dbeta, dk
+
+
+def _unless_beta_is_zero(beta, cfg: WindowConfig, term):
+  """``term``, or 0 where a traced ``beta`` is 0: every term scaled by ``beta`` vanishes then,
+  also where ``k = 0`` leaves a window all zeros and ``t`` is ``0 / 0``. (A static ``beta = 0``
+  never gets here.)"""
+  if cfg.static_beta is not None:
+    return term
+  return jnp.where(beta == 0, jnp.zeros_like(term), term)
 
 
 _lrn_core.defvjp(_lrn_core_fwd, _lrn_core_bwd, symbolic_zeros=True)
@@ -277,6 +300,15 @@ def _check_param(value, name: str, *, nonnegative: bool) -> tuple[Any, float | N
   return value, static
 
 
+def _window_count(size: int, axes: int) -> float:
+  """``n = size ** axes`` as a float; ``inf`` beyond float's range (then ``alpha / n == 0``, the
+  float value of the true ``alpha / n``)."""
+  try:
+    return float(size) ** axes
+  except OverflowError:
+    return math.inf
+
+
 def window_config(
   ndim: int,
   size: int,
@@ -326,7 +358,7 @@ def window_config(
     size=size,
     lo=lo,
     hi=hi,
-    count=size ** len(axes),
+    count=_window_count(size, len(axes)),
     static_beta=static_beta,
     implementation=implementation,
   )
@@ -415,11 +447,13 @@ def lrn(
       ``vmap``-ped inputs.
     even_placement: where the larger half of an even-size window goes: ``"before"`` (PyTorch)
       or ``"after"`` (ONNX, cuDNN), case-insensitive. No effect for odd sizes.
-    implementation: how window sums are computed: ``None`` (default) picks per platform
-      (``"shifted"`` on CPU, ``"reduce_window"`` on GPU and TPU; also inside a program exported
-      for several platforms); ``"shifted"`` adds shifted copies, which XLA fuses with the
-      elementwise work; ``"reduce_window"`` uses ``lax.reduce_window``. Both give the same
-      values to rounding. Windows longer than 16 along an axis always use ``reduce_window``.
+    implementation: how the window's last axis (the only one across channels) is summed:
+      ``None`` (default) picks per platform (``"shifted"`` on CPU, ``"reduce_window"`` on GPU
+      and TPU; also inside a program exported for several platforms); ``"shifted"`` adds shifted
+      copies, which XLA fuses with the elementwise work; ``"reduce_window"`` uses
+      ``lax.reduce_window``. Both give the same values to rounding. The other axes of a
+      within-channel window, and windows longer than 16 along an axis, always use
+      ``reduce_window``.
 
   Returns:
     Array of the same shape and dtype as ``x``.

@@ -33,8 +33,8 @@ PASSES = {
   ("within_channel", "dx"): 15,
   ("within_channel", "y_and_dx"): 18,
 }
-# Transcendental evaluations per element: each pass that needs s^-beta computes it (rsqrt and
-# sqrt for beta = 0.75): the forward, and both backward passes.
+# Transcendental evaluations per element: each pass that needs s^beta computes it (two sqrt
+# for beta = 0.75): the forward, and both backward passes.
 TRANSCENDENTALS = {"forward": 2, "dx": 4, "y_and_dx": 6}
 
 LAYOUTS = {  # name: (shape, channel_axis)
@@ -44,17 +44,22 @@ LAYOUTS = {  # name: (shape, channel_axis)
 }
 
 
-def _contexts(f, g):
-  """The ways users call LRN: forward, jax.grad of a loss, jax.vjp for y and dx."""
+def _contexts(f):
+  """The ways users call LRN: forward, jax.grad of a loss, jax.vjp for y and dx. Each takes
+  ``(x, g)``: the cotangent is an argument, as in a real step (a constant one would be folded
+  into the program and save it a pass)."""
 
-  def dx_only(x):
+  def forward(x, g):
+    return f(x)
+
+  def dx_only(x, g):
     return jax.grad(lambda x: jnp.sum((f(x) * g).astype(jnp.float32)))(x)
 
-  def y_and_dx(x):
+  def y_and_dx(x, g):
     y, vjp = jax.vjp(f, x)
     return y, vjp(g)[0]
 
-  return {"forward": f, "dx": dx_only, "y_and_dx": y_and_dx}
+  return {"forward": forward, "dx": dx_only, "y_and_dx": y_and_dx}
 
 
 def _analyse(fn, *args):
@@ -81,11 +86,11 @@ def test_each_context_computes_once_in_few_passes(layout, mode, context):
   g = jnp.ones(shape, jnp.float32)
   size = 5 if mode == "across_channels" else 3
   f = lambda x: lrn(x, size, 1e-4, 0.75, 2.0, mode=mode, channel_axis=channel_axis)  # noqa: E731
-  analysis, executed = _analyse(_contexts(f, g)[context], x)
+  analysis, executed = _analyse(_contexts(f)[context], x, g)
   elements = math.prod(shape)
   _assert_no_recomputation(analysis, executed, elements, TRANSCENDENTALS[context])
   bytes_per_element = analysis["bytes accessed"] / elements
-  assert bytes_per_element <= 4 * PASSES[mode, context] + 1
+  assert bytes_per_element <= 4 * PASSES[mode, context] + 0.5
 
 
 @pytest.mark.parametrize(
@@ -97,26 +102,26 @@ def test_every_dtype_computes_once(dtype, mode):
   shape = (2, 9, 9, 32)
   x, g = jnp.ones(shape, dtype), jnp.ones(shape, dtype)
   f = lambda x: lrn(x, 5, 1e-4, 0.75, 2.0, mode=mode)  # noqa: E731
-  analysis, executed = _analyse(_contexts(f, g)["dx"], x)
+  analysis, executed = _analyse(_contexts(f)["dx"], x, g)
   elements = math.prod(shape)
   _assert_no_recomputation(analysis, executed, elements, TRANSCENDENTALS["dx"])
   compute_bytes = max(jnp.dtype(dtype).itemsize, 4)
-  assert analysis["bytes accessed"] / elements <= compute_bytes * PASSES[mode, "dx"] + 1
+  assert analysis["bytes accessed"] / elements <= compute_bytes * PASSES[mode, "dx"] + 0.5
 
 
 @pytest.mark.parametrize("beta", [0.6, "traced"])
 def test_general_exponents_compute_once(beta):
-  """exp/log powers (a static exponent without an rsqrt form, and a traced one)."""
+  """exp/log powers (a static exponent without a sqrt form, and a traced one)."""
   shape = (2, 9, 9, 32)
   x, g = jnp.ones(shape, jnp.float32), jnp.ones(shape, jnp.float32)
 
-  def loss(x, b):
+  def loss(x, g, b):
     return jnp.sum(lrn(x, 5, 1e-4, 0.6 if beta == 0.6 else b, 2.0) * g)
 
-  analysis, executed = _analyse(jax.grad(loss), x, jnp.float32(0.6))
+  analysis, executed = _analyse(jax.grad(loss), x, g, jnp.float32(0.6))
   elements = math.prod(shape)
   _assert_no_recomputation(analysis, executed, elements, TRANSCENDENTALS["dx"])
-  assert analysis["bytes accessed"] / elements <= 4 * PASSES["across_channels", "dx"] + 1
+  assert analysis["bytes accessed"] / elements <= 4 * PASSES["across_channels", "dx"] + 0.5
 
 
 def test_training_step_checkpoint_and_vmap_compute_once():

@@ -71,7 +71,7 @@ def test_learnable_starts_at_the_given_values(rng, kwargs, shape):
   defaults = {"alpha": 1e-4, "beta": 0.75, "k": 1.0}
   for name, value in layer.values().items():
     np.testing.assert_allclose(float(value), kwargs.get(name, defaults[name]), rtol=1e-14)
-  # Traced beta takes exp(-beta log s) rather than the exact rsqrt path: equal up to rounding.
+  # Traced beta takes exp(beta log s) rather than the sqrt products: equal up to rounding.
   np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(lrn(x, **kwargs)), rtol=1e-13)
   nnx_layer = lrn_nnx.LocalResponseNorm(**kwargs, learnable=True, param_dtype=jnp.float64)
   np.testing.assert_array_equal(np.asarray(layer(x)), np.asarray(nnx_layer(x)))

@@ -64,7 +64,7 @@ def test_learnable_starts_at_the_given_values(kwargs, shape):
   for values in (layer.values(), lrn_linen.LocalResponseNorm.values(variables["params"])):
     for name, value in values.items():
       np.testing.assert_allclose(float(value), given[name], rtol=1e-14)
-  # Traced beta takes exp(-beta log s) rather than the exact rsqrt path: equal up to rounding.
+  # Traced beta takes exp(beta log s) rather than the sqrt products: equal up to rounding.
   np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(fixed), rtol=1e-13)
   np.testing.assert_array_equal(np.asarray(y_linen), np.asarray(layer(x)))
 

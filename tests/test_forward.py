@@ -63,7 +63,7 @@ def test_dtypes(rng, dtype, size, mode, shape, channel_axis):
 @pytest.mark.parametrize("beta", [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 0.6, 3.3, -0.5])
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=lambda d: jnp.dtype(d).name)
 def test_exponents(rng, beta, dtype):
-  """The rsqrt/sqrt fast paths and the exp-log path all match the formula."""
+  """The sqrt-product fast paths and the exp-log path all match the formula."""
   x, x64 = random_input(rng, (3, 4, 4, 8), dtype, scale=5.0)
   y = lrn(x, 5, alpha=1.0, beta=beta, k=2.0)
   ref = reference.lrn(x64, 5, alpha=1.0, beta=beta, k=2.0)

@@ -79,7 +79,7 @@ def test_all_dtypes_and_empty_axes(case):
   ry, rdx, *_ = _reference(
     np.asarray(x, np.float64), np.asarray(g, np.float64), size, alpha, beta, k, kw
   )
-  # exp(-beta log s) (non-quarter beta) adds |beta log s| < 2 * 4 ulps of float32.
+  # exp(beta log s) (non-quarter beta) adds |beta log s| < 2 * 4 ulps of float32.
   rtol = max(RTOL[dtype], 1e-12 if dtype == jnp.float64 else 1e-5 * 8)
   np.testing.assert_allclose(np.asarray(y, np.float64), ry, rtol=rtol, atol=0)
   if rdx.size:

@@ -74,6 +74,24 @@ def test_export_for_cpu_gpu_and_tpu(rng, kw):
     np.testing.assert_array_equal(np.asarray(restored.call(x)), np.asarray(jax.jit(fn)(x)))
 
 
+@pytest.mark.parametrize("kw", [dict(), dict(mode="within_channel")])
+def test_each_platform_gets_its_window_sum(kw):
+  """The platform dispatch: a program lowered for CPU sums the last window axis with shifted
+  copies (pads; within channel the inner axis is always a reduce_window), for GPU or TPU every
+  window axis with reduce_window (no pads), and one lowered for all three carries both."""
+  spec = jax.ShapeDtypeStruct((2, 6, 6, 8), jnp.float32)
+  f = jax.jit(lambda x: lrn(x, 5, 1.0, **kw))
+
+  def ops(platforms):
+    text = export.export(f, platforms=platforms)(spec).mlir_module()
+    return "stablehlo.pad" in text, "reduce_window" in text
+
+  assert ops(("cpu",)) == (True, kw != {})
+  assert ops(("cuda",)) == (False, True)
+  assert ops(("tpu",)) == (False, True)
+  assert ops(("cpu", "cuda", "tpu")) == (True, True)
+
+
 def test_unknown_implementation_is_rejected():
   with pytest.raises(ValueError, match=r"implementation must be None .* got 'cudnn'"):
     lrn(jnp.ones((2, 8)), 3, implementation="cudnn")
@@ -87,11 +105,12 @@ def test_unknown_implementation_is_rejected():
 def test_windows_longer_than_their_axis(rng, implementation, shape, kw, window_axes):
   """A window longer than its axis sums the whole axis (zero padding): the program for any size,
   however large, is the program for a window of twice the axis (it used to grow with the size:
-  10**9 ran for minutes); the divisor stays the nominal n = size**(window axes)."""
+  10**9 ran for minutes); the divisor stays the nominal n = size**(window axes), and alpha / n
+  is 0 where n is beyond float's range."""
   x, x64 = random_input(rng, shape, jnp.float64)
   g, g64 = random_input(rng, shape, jnp.float64)
   longest = 2 * max(shape) - 1
-  for size in (9, 10**9, 2**31, 10**30):
+  for size in (9, 10**9, 2**31, 10**30, 10**400):  # n = size**d may exceed float's range
     f = lambda x, size=size: lrn(x, size, 1e8, implementation=implementation, **kw)  # noqa: E731
     jaxpr = jax.make_jaxpr(lambda x, g, f=f: jax.vjp(f, x)[1](g))(x, g)
     for eqn in _equations(jaxpr.jaxpr):

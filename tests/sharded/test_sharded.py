@@ -30,7 +30,7 @@ IDS = [f"{spec}-{kw}" for spec, kw, _ in SHARDINGS]
 # Results are bitwise equal to the unsharded ones where every device runs the unsharded loop on
 # its shard. Sharding the minor (channel) axis leaves 4 of 32 channels per device, and XLA:CPU
 # vectorises the loop over that axis differently: the within-channel gradient then rounds a
-# few elements at the spatial window's edges differently (0.9% of dx, up to 3e-6 relative).
+# few elements at the spatial window's edges differently (about 1% of dx, up to 3e-6 relative).
 # The same program run unsharded on a 4-channel slice differs from the 32-channel run in the
 # same way, so it is the loop shape, not the sharding: those cases get the tolerance below.
 MINOR_AXIS_SHARDED = P(None, None, None, "d")
