@@ -438,13 +438,14 @@ def markdown(rows, frameworks, train, meta) -> str:
     "better.",
     "",
   ]
-  head = ["shape", "layout", "window", "dtype", "x * 2 ms"]
+  head = ["shape", "layout", "window", "dtype", "x * 2 ms (min / median)"]
   for context in CONTEXTS:
     head += [f"{context}: {impl}" for impl in IMPLS]
   lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 4 + "---:|" * (len(head) - 4)]
   for label in labels:
     first = next(r for r in rows if r["label"] == label)
-    cells = label.split(" | ") + [f"{first['elem']['min_s'] * 1e3:.2f}"]
+    elem = first["elem"]
+    cells = label.split(" | ") + [f"{elem['min_s'] * 1e3:.2f} / {elem['median_s'] * 1e3:.2f}"]
     for context in CONTEXTS:
       cells += [cell(index.get((label, impl, context))) for impl in IMPLS]
     lines.append("| " + " | ".join(cells) + " |")
@@ -523,6 +524,18 @@ def restart_with_reused_memory(argv) -> None:
   )
 
 
+def render(results: Path, out: Path) -> None:
+  """Writes ``results.md`` for an earlier run from its ``results.json`` (and prints it)."""
+  payload = json.loads(results.read_text())
+  rows = [r for r in payload["rows"] if r["impl"] in IMPLS]
+  fw_rows = [r for r in payload["rows"] if r["impl"] not in IMPLS]
+  train = payload["train_step"]["rows"] if payload.get("train_step") else None
+  md = markdown(rows, fw_rows, train, payload["meta"])
+  out.mkdir(parents=True, exist_ok=True)
+  (out / "results.md").write_text(md)
+  print(md)
+
+
 def main(argv=None):
   if argv is None and "--system-malloc" not in sys.argv:  # from the command line
     restart_with_reused_memory(sys.argv[1:])
@@ -549,7 +562,15 @@ def main(argv=None):
   parser.add_argument("--shapes", default=None, help="comma-separated subset of the shape names")
   parser.add_argument("--no-train-step", action="store_true", help="skip the training step")
   parser.add_argument("--train-batch", type=int, default=None, help=f"default {TRAIN_BATCH}")
+  parser.add_argument(
+    "--render",
+    metavar="RESULTS_JSON",
+    help="time nothing: write the tables of an earlier run's results.json to --out",
+  )
   args = parser.parse_args(argv)
+  if args.render:
+    render(Path(args.render), Path(args.out))
+    return
   shapes = QUICK_SHAPES if args.quick else SHAPES
   if args.shapes:
     shapes = {name: shapes[name] for name in args.shapes.split(",")}
