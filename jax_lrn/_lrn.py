@@ -106,11 +106,11 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
   y = divide_by_power(u, s, beta, cfg.static_beta)
   # t_i = g_i y_i / s_i: the shared factor of every cross term. Divided from y, not powered
   # from u: s**-(beta+1) alone underflows float32 when s is large (|x| ~ 1e18), while y / s
-  # stays representable as long as the true value is. Where y_i = 0 the term is 0: also where
-  # s_i = 0, which with beta = 0 (y = x) would otherwise give 0 / 0 (with beta > 0, y_i itself
-  # is 0 / 0 = nan there, and so are the cotangents, as in every framework). The division stays
-  # the last operation: XLA keeps a division's result stored rather than recomputing it at each
-  # shifted read of the window sum below, which a select after it would undo.
+  # stays representable as long as the true value is. The division stays the last operation:
+  # XLA keeps a division's result stored rather than recomputing it at each shifted read of the
+  # window sum below, which a select after it would undo. (Where s_i = 0 with k = 0, t_i is
+  # 0 / 0; for beta > 0 so is y_i, and the cotangents are nan there as in every framework;
+  # beta = 0 is handled above and by _unless_beta_is_zero.)
   t = g * y / s
   dx = dalpha = dbeta = dk = None
   if want_x:
@@ -261,12 +261,17 @@ def _spatial_axes(spatial_axes, ndim: int, channel_axis: int) -> tuple[int, ...]
   return tuple(sorted(axes))
 
 
+def _is_real_dtype(dtype) -> bool:
+  """A floating or integer dtype (not bool, not complex)."""
+  return jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+
+
 def _is_real_scalar_type(value) -> bool:
   """A Python or NumPy real number (not a bool, not an array)."""
   if isinstance(value, (bool, np.bool_)):
     return False
   if isinstance(value, np.generic):
-    return jnp.issubdtype(value.dtype, jnp.floating) or jnp.issubdtype(value.dtype, jnp.integer)
+    return _is_real_dtype(value.dtype)
   return isinstance(value, numbers.Real)
 
 
@@ -278,10 +283,9 @@ def _check_param(value, name: str, *, nonnegative: bool) -> tuple[Any, float | N
   if isinstance(value, (jax.Array, np.ndarray)):
     if value.shape != ():
       raise ValueError(f"{name} must be a scalar, got an array of shape {value.shape}.")
-    dtype = value.dtype
-    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+    if not _is_real_dtype(value.dtype):
       raise TypeError(
-        f"{name} must be a real number or a scalar array, got {value!r} of dtype {dtype}."
+        f"{name} must be a real number or a scalar array, got {value!r} of dtype {value.dtype}."
       )
     return value, None
   if not _is_real_scalar_type(value):

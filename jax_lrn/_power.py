@@ -42,19 +42,14 @@ def divide_by_power(v, s, beta, static_beta: float | None):
   if not has_fast_path(static_beta):
     return v / jnp.exp(static_beta * jnp.log(s))
   quarters = int(static_beta * 4.0)
-  if quarters == 0:
-    return v
-  wholes, rest = divmod(quarters, 4)  # s ** beta = s ** wholes * s ** (rest / 4)
-  if rest:
-    root = jnp.sqrt(s)
-    fourth = jnp.sqrt(root)
-    rest_power = (None, fourth, root, root * fourth)[rest]  # s ** (rest / 4) <= max(s, 1)
-  if wholes == 0:
-    return v / rest_power
-  if rest == 0 and wholes == 1:
-    return v / s
-  # beta > 1: one division at a time, never forming s ** beta (it overflows before v / s ** beta
-  # underflows: for beta = 2, from s ~ 1.8e19 on).
+  # s ** beta = s ** wholes * s ** (rest / 4). v is divided by s and by the rest in turn, so
+  # that s ** beta, which overflows before v / s ** beta underflows when beta > 1 (for beta = 2,
+  # from s ~ 1.8e19 on), is never formed; for beta <= 1 that is one division.
+  wholes, rest = divmod(quarters, 4)
   for _ in range(wholes):
     v = v / s
-  return v / rest_power if rest else v
+  if not rest:
+    return v
+  root = jnp.sqrt(s)
+  fourth = jnp.sqrt(root)
+  return v / (None, fourth, root, root * fourth)[rest]  # s ** (rest / 4) <= max(s, 1)
