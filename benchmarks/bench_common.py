@@ -1,10 +1,13 @@
-"""Helpers shared by the benchmark driver and its per-framework subprocesses (NumPy only).
+"""Helpers shared by the benchmark scripts and the per-framework subprocesses (NumPy only).
 
-LRN here is the across-channels / within-channel formula of ``jax_lrn.lrn`` with odd window
-sizes (centred windows), ``alpha`` divided by the window count ``n``:
+LRN here is the across-channels / within-channel formula of ``jax_lrn.lrn``, written from the
+formula (nothing of jax_lrn is used), with ``alpha`` divided by the window count ``n`` and the
+window of element ``i`` spanning ``[i - lo, i + hi]`` along each window axis:
 
     s = k + alpha / n * sum_W x^2,   y = x * s^-beta,
-    dx = g * s^-beta - 2 beta alpha / n * x * sum_W(g * y / s)   (odd sizes: W is symmetric).
+    dx = g * s^-beta - 2 beta alpha / n * x * sum_W'(g * y / s)
+
+where ``W'`` is the mirrored window ``[j - hi, j + lo]`` (the same as ``W`` for odd sizes).
 """
 
 from __future__ import annotations
@@ -15,28 +18,38 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 
-def window_sum(v: np.ndarray, axes: Sequence[int], size: int) -> np.ndarray:
-  """Zero-padded centred window sum of odd ``size`` along each of ``axes`` (float64)."""
-  half = size // 2
+def window_sum(v: np.ndarray, axes: Sequence[int], lo: int, hi: int) -> np.ndarray:
+  """``sum_{d=-lo}^{hi} v[i + d]`` along each of ``axes`` in turn, zero-padded (float64)."""
   for axis in axes:
     pad = [(0, 0)] * v.ndim
-    pad[axis] = (half, half)
+    pad[axis] = (lo, hi)
     padded = np.pad(v, pad)
     extent = v.shape[axis]
-    v = sum(np.take(padded, np.arange(d, d + extent), axis=axis) for d in range(size))
+    v = sum(np.take(padded, np.arange(d, d + extent), axis=axis) for d in range(lo + hi + 1))
   return v
 
 
-def reference(x, g, axes, size, alpha, beta, k):
-  """``(y, dx)`` in float64 for inputs ``x`` and output cotangent ``g``."""
+def reference(x, g, axes, size, alpha, beta, k, *, lo=None, hi=None):
+  """``(y, dx)`` in float64 for inputs ``x`` and output cotangent ``g`` (``dx`` is ``None``
+  when ``g`` is). ``lo``/``hi`` default to the centred window of an odd ``size``."""
+  if lo is None or hi is None:
+    lo = hi = size // 2
   x = np.asarray(x, np.float64)
-  g = np.asarray(g, np.float64)
   n = size ** len(axes)
-  s = k + alpha / n * window_sum(x * x, axes, size)
+  s = k + alpha / n * window_sum(x * x, axes, lo, hi)
   p = s**-beta
   y = x * p
-  dx = g * p - 2.0 * beta * alpha / n * x * window_sum(g * y / s, axes, size)
+  if g is None:
+    return y, None
+  g = np.asarray(g, np.float64)
+  dx = g * p - 2.0 * beta * alpha / n * x * window_sum(g * y / s, axes, hi, lo)
   return y, dx
+
+
+def stats(times) -> dict:
+  """Minimum, median and maximum of a list of seconds."""
+  t = np.asarray(times)
+  return dict(min_s=float(t.min()), median_s=float(np.median(t)), max_s=float(t.max()))
 
 
 def relative_error(got, want) -> float:

@@ -19,14 +19,9 @@ import json
 import sys
 
 import numpy as np
-from bench_common import random_arrays, reference, relative_error, time_interleaved
+from bench_common import random_arrays, reference, relative_error, stats, time_interleaved
 
 PASSES = ("forward", "forward+backward")
-
-
-def _stats(times):
-  t = np.asarray(times)
-  return dict(median_s=float(np.median(t)), min_s=float(t.min()), max_s=float(t.max()))
 
 
 def _check_and_time(make, case, layout, spec, x, g, ref_axes):
@@ -51,7 +46,7 @@ def _check_and_time(make, case, layout, spec, x, g, ref_axes):
     out.append(
       dict(
         entry,
-        **_stats(times["impl"]),
+        **stats(times["impl"]),
         elem_min_s=float(np.min(times["jax_elem"])),
         elem_median_s=float(np.median(times["jax_elem"])),
         own_elem_min_s=float(np.min(times["own_elem"])),

@@ -63,7 +63,7 @@ from jax import lax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import reference, relative_error  # noqa: E402
+from bench_common import reference, relative_error, stats  # noqa: E402
 from bench_frameworks import case_arrays  # noqa: E402
 
 import jax_lrn  # noqa: E402
@@ -195,11 +195,6 @@ def time_rounds(fns, baseline, rounds: int, warmup: int):
         timed(baseline, base)
       timed(fns[name], times[name])
   return times, base
-
-
-def stats(times) -> dict:
-  t = np.asarray(times)
-  return dict(min_s=float(t.min()), median_s=float(np.median(t)), max_s=float(t.max()))
 
 
 def check(out, ref, context):

@@ -110,6 +110,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import reference  # noqa: E402  (NumPy only, beside this script)
+
 try:
   import jax_lrn  # noqa: E402
   from jax_lrn import compat, lrn  # noqa: E402
@@ -180,7 +183,7 @@ def log(message: str = "") -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The float64 reference (host, vectorised NumPy, from the formula).
+# The float64 reference (host, vectorised NumPy, from the formula: bench_common.reference).
 # ---------------------------------------------------------------------------------------------
 
 
@@ -189,40 +192,6 @@ def window_extent(size: int, even_placement: str) -> tuple[int, int]:
   if even_placement == "before":
     return size // 2, (size - 1) // 2
   return (size - 1) // 2, size // 2
-
-
-def window_sum(v: np.ndarray, axes: Sequence[int], lo: int, hi: int) -> np.ndarray:
-  """``sum_{d=-lo}^{hi} v[i + d]`` along each of ``axes`` in turn, zero-padded (float64)."""
-  for axis in axes:
-    extent = v.shape[axis]
-    pad = [(0, 0)] * v.ndim
-    pad[axis] = (lo, hi)
-    padded = np.pad(v, pad)
-    out = np.zeros_like(v)
-    for d in range(lo + hi + 1):
-      index = [slice(None)] * v.ndim
-      index[axis] = slice(d, d + extent)
-      out += padded[tuple(index)]
-    v = out
-  return v
-
-
-def reference(x, g, axes, size, lo, hi, alpha, beta, k):
-  """``(y, dx)`` in float64 for ``y_i = x_i s_i^-beta``, ``s_i = k + alpha/n sum_W(i) x^2``.
-
-  ``dx_j = g_j s_j^-beta - 2 beta alpha/n x_j sum_{i: j in W(i)} g_i y_i / s_i``: the sum over
-  the ``i`` whose window holds ``j`` is a window sum over the mirrored window ``(hi, lo)``.
-  """
-  x = np.asarray(x, np.float64)
-  n = size ** len(axes)
-  s = k + alpha / n * window_sum(x * x, axes, lo, hi)
-  p = s**-beta
-  y = x * p
-  if g is None:
-    return y, None
-  g = np.asarray(g, np.float64)
-  dx = g * p - 2.0 * beta * alpha / n * x * window_sum(g * y / s, axes, hi, lo)
-  return y, dx
 
 
 def worst_ratio(got, want, rtol: float, atol: float) -> float:
@@ -615,7 +584,7 @@ def check_reference(quick: bool, seed: int) -> list[dict]:
           g = jnp.asarray(rng.normal(0.0, 1.0, size=shape), dtype)
           forward = lrn_forward(impl, layout, mode, size, alpha, beta, k, placement)
           lo, hi = window_extent(size, placement)
-          params = (axes, size, lo, hi, alpha, beta, k)
+          params = (axes, size, alpha, beta, k, lo, hi)
           cases.append((f"{label} {layout} {dtype} {impl}", dtype, shape, x, g, params))
           programs.append((in_pass(forward, "y+dx"), (x, g)))
   checks = []
@@ -624,7 +593,18 @@ def check_reference(quick: bool, seed: int) -> list[dict]:
       if isinstance(fn, Exception):
         raise fn
       y, dx = fn(x, g)
-      y_ref, dx_ref = reference(np.asarray(x, np.float64), np.asarray(g, np.float64), *params)
+      axes, size, alpha, beta, k, lo, hi = params
+      y_ref, dx_ref = reference(
+        np.asarray(x, np.float64),
+        np.asarray(g, np.float64),
+        axes,
+        size,
+        alpha,
+        beta,
+        k,
+        lo=lo,
+        hi=hi,
+      )
       worst = {"y": output_error(y, y_ref, dtype), "dx": gradient_error(dx, dx_ref, dtype)}
       right_type = y.dtype == x.dtype == dx.dtype and y.shape == dx.shape == shape
       passed = right_type and all(w <= 1.0 for w in worst.values())
@@ -855,7 +835,7 @@ def run_group(
   lo, hi = window_extent(size, "before")
   b = min(CHECK_BATCH, shape[0])
   ref = reference(
-    host_prefix(sets[0][0], b), host_prefix(sets[0][1], b), axes, size, lo, hi, ALPHA, BETA, K
+    host_prefix(sets[0][0], b), host_prefix(sets[0][1], b), axes, size, ALPHA, BETA, K, lo=lo, hi=hi
   )
 
   plan = [(impl, p) for impl in (*IMPLEMENTATIONS, "plain") for p in PASSES]
