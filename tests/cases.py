@@ -46,3 +46,14 @@ def random_input(rng, shape, dtype, scale=1.0):
   """Normal data, rounded to dtype (the reference then sees exactly what the function sees)."""
   x = jnp.asarray(rng.normal(0.0, scale, size=shape), dtype=dtype)
   return x, np.asarray(x, dtype=np.float64)
+
+
+def window_region(shape, index, axes, before, after):
+  """Boolean mask of the positions j with ``j[a] - index[a]`` in ``[-before, after]`` along each
+  of ``axes`` and ``j[a] == index[a]`` along every other axis."""
+  idx = np.indices(shape)
+  inside = np.ones(shape, bool)
+  for a in range(len(shape)):
+    d = idx[a] - index[a]
+    inside &= (-before <= d) & (d <= after) if a in axes else d == 0
+  return inside

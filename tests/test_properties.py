@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from jax_lrn import lrn
 
 import reference
-from cases import RTOL
+from cases import RTOL, window_region
 
 DTYPES = [jnp.float64, jnp.float32, jnp.bfloat16, jnp.float16]
 
@@ -103,16 +103,6 @@ def _replacement(kind: str, dtype):
   }[kind]
 
 
-def _region(shape, index, axes, before, after):
-  """Positions j with j[a] - index[a] in [-before, after] on the window axes, equal elsewhere."""
-  idx = np.indices(shape)
-  inside = np.ones(shape, bool)
-  for a in range(len(shape)):
-    d = idx[a] - index[a]
-    inside &= (-before <= d) & (d <= after) if a in axes else d == 0
-  return inside
-
-
 @settings(max_examples=40, deadline=None)
 @given(lrn_cases(dtypes=DTYPES), st.data())
 def test_outputs_depend_only_on_their_window(case, data):
@@ -128,8 +118,8 @@ def test_outputs_depend_only_on_their_window(case, data):
   ndim = len(shape)
   axes = {kw["channel_axis"] % ndim} if mode == "across_channels" else set(kw["spatial_axes"])
   lo = size // 2 if kw["even_placement"] == "before" else (size - 1) // 2
-  window = _region(shape, index, axes, lo, size - 1 - lo)
-  gradient_region = _region(shape, index, axes, size - 1, size - 1)
+  window = window_region(shape, index, axes, lo, size - 1 - lo)
+  gradient_region = window_region(shape, index, axes, size - 1, size - 1)
   x = jnp.asarray(rng.normal(0.0, 2.0, size=shape), dtype)
   g = jnp.asarray(rng.normal(size=shape), dtype)
   changed = rng.random(shape) < data.draw(st.sampled_from([0.3, 1.0]))

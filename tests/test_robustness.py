@@ -10,7 +10,7 @@ import pytest
 from jax_lrn import lrn
 
 import reference
-from cases import RTOL
+from cases import RTOL, window_region
 
 MODES = ["across_channels", "within_channel"]
 
@@ -124,13 +124,9 @@ def test_non_finite_stays_local(rng, bad, dtype, mode, shape, size, pos):
   (y, dx), (y_bad, dx_bad) = f(x), f(x_bad)
   axes = (3,) if mode == "across_channels" else (1, 2)
   lo = size // 2  # default placement: the window of i is [i - lo, i + size - 1 - lo]
-  idx = np.indices(shape)
 
   def within(reach_lo, reach_hi):  # positions i whose window (grown by reach) contains pos
-    inside = np.ones(shape, bool)
-    for a in axes:
-      inside &= (idx[a] - reach_lo <= pos[a]) & (pos[a] <= idx[a] + reach_hi)
-    return inside & np.all([idx[a] == pos[a] for a in range(len(shape)) if a not in axes], axis=0)
+    return window_region(shape, pos, axes, reach_hi, reach_lo)
 
   touched = within(lo, size - 1 - lo)
   changed = np.asarray(y_bad, np.float64) != np.asarray(y, np.float64)
@@ -224,13 +220,9 @@ def test_values_outside_a_window_never_reach_it(rng, mode, dtype, kind):
   bad = {"huge": info.max, "-huge": -info.max, "tiny": info.tiny, "zero": 0, "nan": np.nan}
   bad = jnp.asarray(bad.get(kind, np.inf), dtype)
   axes = (3,) if mode == "across_channels" else (1, 2)
-  idx = np.indices(shape)
 
   def region(reach):
-    inside = np.ones(shape, bool)
-    for a in range(4):
-      inside &= np.abs(idx[a] - index[a]) <= (reach if a in axes else 0)
-    return inside
+    return window_region(shape, index, axes, reach, reach)
 
   x = jnp.asarray(rng.normal(0.0, 2.0, size=shape), dtype)
   g = jnp.asarray(rng.normal(size=shape), dtype)
