@@ -1,33 +1,4 @@
-r"""Other frameworks' LRN conventions, each reproduced exactly by :func:`jax_lrn.lrn`.
-
-Every framework computes ``y = x * (k + a * sum_{j in W} x_j**2) ** -beta``, but they disagree on
-whether ``a`` is ``alpha`` or ``alpha / n``, on what the window parameter means, on where an
-even-size window sits, on defaults and on the channel axis. This module spells out each one:
-
-* ``caffe``, ``tensorflow``, ``torch`` and ``onnx`` take that framework's argument names,
-  defaults and layout and return what the framework returns (to float32 rounding).
-* ``from_caffe``, ``from_tensorflow``, ``from_torch``, ``from_onnx``, ``from_cudnn`` and
-  ``from_mxnet`` translate a framework's parameters into keyword arguments for
-  :func:`jax_lrn.lrn` (and for jax_lrn's Flax layers, which take the same keyword names), for
-  porting a model layer by layer: ``lrn(x, **from_tensorflow(depth_radius=2, alpha=2e-5))``.
-
-Each function is a thin mapping: it validates what the framework would reject, and the
-parameters as :func:`jax_lrn.lrn` would, with errors in the framework's own argument names and
-the values passed; then it calls :func:`jax_lrn.lrn`, where the maths lives. The converters
-take a keyword ``channel_axis`` (default: the framework's layout) for porting onto other
-layouts, e.g. NHWC Flax activations: ``LocalResponseNorm(**from_cudnn(channel_axis=-1))``.
-Sources are cited per function.
-
-Examples:
-  >>> import jax.numpy as jnp
-  >>> from jax_lrn import compat, lrn
-  >>> compat.from_tensorflow(depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75)
-  {'size': 5, 'alpha': 0.0005, 'beta': 0.75, 'k': 2.0, 'channel_axis': -1}
-  >>> x = jnp.ones((1, 2, 2, 8), jnp.float32)  # NHWC
-  >>> bool(jnp.array_equal(compat.tensorflow(x, 2, 2.0, 1e-4, 0.75),
-  ...                      lrn(x, **compat.from_tensorflow(2, 2.0, 1e-4, 0.75))))
-  True
-"""
+"""LRN conventions of Caffe, TensorFlow, PyTorch, ONNX, cuDNN and MXNet (see jax_lrn.compat)."""
 
 from __future__ import annotations
 
