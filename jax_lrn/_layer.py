@@ -70,7 +70,7 @@ def check_hyperparameters(
     size,
     mode=mode,
     channel_axis=0,
-    spatial_axes=spatial_axes if str(mode).lower() == "across_channels" else None,
+    spatial_axes=spatial_axes if str(mode).lower() == "across_channels" else (1,),
     even_placement=even_placement,
   )
   if not isinstance(learnable, (bool, np.bool_)):

@@ -13,6 +13,7 @@ range ends where ``s ** beta`` overflows.
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax import lax
 
 _MAX_QUARTERS = 8  # beta up to 2.0 takes the sqrt path.
 
@@ -23,6 +24,14 @@ def has_fast_path(static_beta: float | None) -> bool:
     return False
   quarters = static_beta * 4.0
   return quarters == int(quarters) and 0 <= quarters <= _MAX_QUARTERS
+
+
+def log_where_regular(s, regular=None):
+  """``log(s)`` where ``0 < s < inf`` (``regular``, computed if not given), else 0: finite, and
+  with finite derivatives, everywhere."""
+  if regular is None:
+    regular = (s > 0) & (s < jnp.inf)
+  return jnp.log(jnp.where(regular, s, 1.0))
 
 
 def divide_by_power(v, s, beta, static_beta: float | None):
@@ -36,9 +45,16 @@ def divide_by_power(v, s, beta, static_beta: float | None):
     static_beta: ``beta`` as a Python float when it is known at trace time, else ``None``.
   """
   if static_beta is None:
-    # beta == 0 gives 1 also for s = 0 and s = inf, where exp(0 * log(s)) would give nan: the
-    # same definition as the static path.
-    return v / jnp.where(beta == 0, 1.0, jnp.exp(beta * jnp.log(s))).astype(s.dtype)
+    # Where 0 < s < inf: exp(beta log s), a smooth function of s and beta, so that derivatives
+    # of every order are right (also at beta = 0). At s = 0, inf (or nan) the power is a
+    # constant: 1 for beta == 0 (where exp(0 * log(s)) would give nan: the same definition as
+    # the static path), else exp(beta log s) (0, inf or nan). Its derivatives there are infinite
+    # or undefined; stop_gradient keeps them from turning the derivatives of the other
+    # elements into nan (a select only passes zero cotangents to the branch it did not take).
+    regular = (s > 0) & (s < jnp.inf)
+    power = jnp.exp(beta * log_where_regular(s, regular))
+    edge = lax.stop_gradient(jnp.where(beta == 0, 1.0, jnp.exp(beta * jnp.log(s))))
+    return v / jnp.where(regular, power, edge).astype(s.dtype)
   if not has_fast_path(static_beta):
     return v / jnp.exp(static_beta * jnp.log(s))
   quarters = int(static_beta * 4.0)
