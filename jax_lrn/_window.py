@@ -36,6 +36,7 @@ import functools
 from collections.abc import Callable
 
 import jax
+import jax.core
 import numpy as np
 from jax import lax
 from jax.sharding import AxisType
