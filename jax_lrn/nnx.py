@@ -67,7 +67,8 @@ class LocalResponseNorm(nnx.Module):
     k: additive constant; ``>= 0`` (``> 0`` if learnable).
     mode: ``"across_channels"`` or ``"within_channel"``.
     channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW).
-    spatial_axes: ``within_channel`` only; ``None`` = every axis but 0 and ``channel_axis``.
+    spatial_axes: ``within_channel`` only; ``None`` = every axis but 0 and ``channel_axis``,
+      for inputs of rank ``>= 4`` with ``channel_axis != 0`` (others must name their axes).
     even_placement: ``"before"`` (PyTorch) or ``"after"`` (ONNX, cuDNN) for even sizes.
     implementation: ``None`` (the platform's choice), ``"shifted"`` or ``"reduce_window"``, as
       for :func:`jax_lrn.lrn`.
