@@ -13,7 +13,6 @@ range ends where ``s ** beta`` overflows.
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jax import lax
 
 _MAX_QUARTERS = 8  # beta up to 2.0 takes the sqrt path.
 
@@ -46,14 +45,16 @@ def divide_by_power(v, s, beta, static_beta: float | None):
   """
   if static_beta is None:
     # Where 0 < s < inf: exp(beta log s), a smooth function of s and beta, so that derivatives
-    # of every order are right (also at beta = 0). At s = 0, inf (or nan) the power is a
-    # constant: 1 for beta == 0 (where exp(0 * log(s)) would give nan: the same definition as
-    # the static path), else exp(beta log s) (0, inf or nan). Its derivatives there are infinite
-    # or undefined; stop_gradient keeps them from turning the derivatives of the other
-    # elements into nan (a select only passes zero cotangents to the branch it did not take).
+    # of every order are right (also at beta = 0). Elsewhere the power is a constant, the limit
+    # exp(beta log s) has there: 1 for beta == 0 (where exp(0 * log(s)) would give nan: the same
+    # definition as the static path); 0 or inf at s = 0 or inf by the sign of beta; nan for a
+    # nan or negative s. Its derivatives there are infinite or undefined: as constants they
+    # cannot turn the derivatives of the other elements into nan (a select passes a zero
+    # cotangent to the branch it did not take, and 0 * inf would be nan). No second exp or log.
     regular = (s > 0) & (s < jnp.inf)
     power = jnp.exp(beta * log_where_regular(s, regular))
-    edge = lax.stop_gradient(jnp.where(beta == 0, 1.0, jnp.exp(beta * jnp.log(s))))
+    limit = jnp.where((s == 0) == (beta > 0), 0.0, jnp.inf)
+    edge = jnp.where(beta == 0, 1.0, jnp.where(s >= 0, limit, jnp.nan))
     return v / jnp.where(regular, power, edge).astype(s.dtype)
   if not has_fast_path(static_beta):
     return v / jnp.exp(static_beta * jnp.log(s))
