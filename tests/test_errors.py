@@ -126,6 +126,7 @@ BAD = [
     r"Pass \|beta\| <= 3\.403e\+38",
   ),
   (dict(k=1e-310), X4.astype(jnp.float64), ValueError, r"k=1e-310 is outside the range of float64"),
+  (dict(beta=1e39), X4, ValueError, r"beta=1e\+39 is outside the range of float32.*round to inf"),
   # spatial_axes=None: every axis but the batch axis 0 and channel_axis, where 0 is the batch.
   (
     dict(mode="within_channel", channel_axis=0),
