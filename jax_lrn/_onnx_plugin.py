@@ -18,6 +18,7 @@ import functools
 from typing import Any, ClassVar
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import onnx_ir as ir
 from jax import core as jax_core
@@ -58,11 +59,12 @@ def _impl(x, alpha, beta, k, *, cfg: WindowConfig):
 def _batch_rule(args, dims, *, cfg: WindowConfig):
   x, alpha, beta, k = args
   x_dim, *param_dims = dims
-  if any(d is not batching.not_mapped for d in param_dims):
+  if x_dim is batching.not_mapped or any(d is not batching.not_mapped for d in param_dims):
     raise NotImplementedError(
       "jax_lrn's ONNX export does not support vmap over alpha, beta or k; only over x."
     )
-  x = batching.moveaxis(x, x_dim, 0) if x_dim is not batching.not_mapped else x
+  if x_dim != 0:
+    x = jnp.moveaxis(x, x_dim, 0)
   shifted = dataclasses.replace(cfg, axes=tuple(a + 1 for a in cfg.axes))
   return LRN_PRIM.bind(x, alpha, beta, k, cfg=shifted), 0
 
@@ -128,6 +130,7 @@ class LRNPlugin(PrimitiveLeafPlugin):
       np.dtype(x_aval.dtype),
       params,
       normalization_mode=ctx.normalization_mode,
+      opset=int(ctx.opset),
     )
     if perm is None:
       self._lower_decomposed(ctx, eqn, cfg)

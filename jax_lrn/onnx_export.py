@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax.numpy as jnp
 import numpy as np
 
 from jax_lrn._window import WindowConfig
@@ -19,14 +20,9 @@ __all__ = ["register"]
 
 _registered = False
 
-# The dtypes of ONNX LRN (opset 13: float16, float, double, bfloat16) and those onnxruntime's
-# CPU kernel runs (float; float16 through a cast it inserts).
+# The dtypes of ONNX LRN: float16, float, double; bfloat16 from opset 13.
 _SPEC_DTYPES = tuple(np.dtype(d) for d in ("float16", "float32", "float64"))
-_ORT_DTYPES = tuple(np.dtype(d) for d in ("float16", "float32"))
-
-# Whether the default mode exports a window on another axis (NHWC's channels) as
-# Transpose-LRN-Transpose rather than decomposed; see docs/onnx.md for the measurement.
-_TRANSPOSE_BY_DEFAULT = True
+_BFLOAT16 = np.dtype(jnp.bfloat16)
 
 
 def register() -> None:
@@ -35,23 +31,26 @@ def register() -> None:
   Call once before ``to_onnx`` (again is a no-op). While jax2onnx traces, each ``lrn`` call
   becomes one primitive that the plugin lowers, following jax2onnx's ``normalization_mode``:
 
-  * ``"auto"`` (jax2onnx's default): one ONNX ``LRN`` node (opset 13) where the call is ONNX's
-    LRN and onnxruntime's CPU kernel runs it: a window along one axis (``across_channels``, or
-    ``within_channel`` with one spatial axis) of a rank-4 float32 or float16 input, an odd
-    ``size``, ``alpha > 0`` and ``beta > 0``, and ``alpha``, ``beta``, ``k`` known when exporting
-    (numbers, or constants of the model). A window on axis 1 is the node alone; on another axis
-    (channels-last) the node sits between two ``Transpose`` nodes. ``alpha`` keeps its value:
-    ONNX also divides it by ``size``. Every other call is decomposed.
-  * ``"prefer_native"``: the ``LRN`` node wherever ONNX's specification admits it: any rank
-    ``>= 3``, even sizes with ONNX's placement (``even_placement="after"``), any ``alpha``,
-    ``beta``, ``k``, and float64. onnxruntime's CPU kernel refuses some of these graphs (rank
-    other than 4, even sizes, ``alpha = 0``, ``beta <= 0``, float64); other runtimes may not.
-  * ``"force_decomposed"``: always the decomposition.
+  * ``"prefer_native"``: one ONNX ``LRN`` node wherever the call is ONNX's LRN: a window along
+    one axis (``across_channels``, or ``within_channel`` with one spatial axis) of an input of
+    rank ``>= 3``, an odd ``size`` or ONNX's placement of an even one
+    (``even_placement="after"``), and ``alpha``, ``beta``, ``k`` known when exporting (numbers,
+    or constants of the model). ``alpha`` keeps its value: ONNX also divides it by ``size``. A
+    window on axis 1 is the node alone; on another axis (channels-last) the node sits between
+    two ``Transpose`` nodes. Every other call is decomposed. onnxruntime's CPU kernel runs only
+    part of what the specification admits: rank 4, odd ``size``, ``alpha > 0``, ``beta > 0``,
+    float32 or float16; it refuses the other graphs when the session is created.
+  * ``"auto"`` (jax2onnx's default) and ``"force_decomposed"``: the decomposition. As for
+    jax2onnx's own normalizations, ``"auto"`` is the most accurate graph in onnxruntime, and here
+    also the faster one: onnxruntime's CPU ``LRN`` kernel took 6.7 times as long as the
+    decomposition on AlexNet's conv1 output (``benchmarks/bench_onnx.py``, see the ONNX page of
+    the documentation).
 
-  The decomposition is ``lrn``'s own forward pass: squares, the window sum as one ``Conv`` per
-  window axis, then ``Add``/``Mul`` and the power (``Sqrt`` products for ``beta`` in quarters,
-  else ``Pow``-free ``Exp``/``Log``), in float32 for 16-bit inputs. It exports every mode, axis,
-  size and dtype, with symbolic batch and spatial sizes.
+  The decomposition is ``lrn``'s own forward pass: the squares, the window sum as one ``Conv``
+  per window axis, then ``Mul``/``Add`` and the power (products of ``Sqrt`` for exponents that
+  are multiples of 1/4 up to 2, ``Log``/``Exp`` otherwise), in float32 for 16-bit inputs. It
+  exports every mode, axis, size and dtype, with symbolic batch and spatial sizes, and traced
+  ``alpha``, ``beta``, ``k`` (a learnable layer's).
 
   Raises:
     ModuleNotFoundError: jax2onnx is not installed (``pip install 'jax-lrn[onnx]'``).
@@ -61,7 +60,8 @@ def register() -> None:
     >>> from jax_lrn import onnx_export
     >>> onnx_export.register()  # doctest: +SKIP
     >>> from jax2onnx import to_onnx  # doctest: +SKIP
-    >>> model = to_onnx(lambda x: jax_lrn.lrn(x, 5, channel_axis=1), [("B", 16, 8, 8)])
+    >>> fn = lambda x: jax_lrn.lrn(x, 5, channel_axis=1)
+    >>> model = to_onnx(fn, [("B", 16, 8, 8)], normalization_mode="prefer_native")
     ... # doctest: +SKIP
     >>> [node.op_type for node in model.graph.node]  # doctest: +SKIP
     ['LRN']
@@ -88,28 +88,25 @@ def native_layout(
   params: Sequence[float | None],
   *,
   normalization_mode: str,
+  opset: int,
 ) -> tuple[int, ...] | None:
   """The axis order that puts the window on ONNX's channel axis 1 where one ``LRN`` node exports
   this call under ``normalization_mode`` (see :func:`register`), else None (decomposed).
 
   ``params`` are ``(alpha, beta, k)``, None where not known when exporting.
   """
-  if normalization_mode == "force_decomposed" or len(cfg.axes) != 1 or ndim < 3:
+  if normalization_mode != "prefer_native" or len(cfg.axes) != 1 or ndim < 3:
     return None
-  if any(p is None for p in params) or dtype not in _SPEC_DTYPES:
+  if any(p is None for p in params):
+    return None
+  if dtype not in _SPEC_DTYPES and not (dtype == _BFLOAT16 and opset >= 13):
+    return None
+  # ONNX's attributes are float32: a float64 call keeps its exact values only if they are.
+  if dtype == np.float64 and any(float(np.float32(p)) != p for p in params):
     return None
   # ONNX's window: [c - floor((size - 1) / 2), c + ceil((size - 1) / 2)].
   if (cfg.lo, cfg.hi) != ((cfg.size - 1) // 2, cfg.size // 2):
     return None
   (axis,) = cfg.axes
   others = [a for a in range(ndim) if a != axis]
-  perm = (others[0], axis, *others[1:])
-  if normalization_mode == "prefer_native":
-    return perm
-  alpha, beta, _ = params
-  runs_in_ort = ndim == 4 and cfg.size % 2 == 1 and dtype in _ORT_DTYPES
-  if not runs_in_ort or not (alpha is not None and alpha > 0 and beta is not None and beta > 0):
-    return None
-  if axis != 1 and not _TRANSPOSE_BY_DEFAULT:
-    return None
-  return perm
+  return (others[0], axis, *others[1:])
