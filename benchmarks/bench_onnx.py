@@ -1,11 +1,12 @@
 """How onnxruntime runs jax_lrn's ONNX exports: the ``LRN`` node against the decomposition.
 
 For each shape and layout, ``lrn`` is exported with jax2onnx (``jax_lrn.onnx_export``) twice:
-``normalization_mode="prefer_native"`` (NCHW: one ``LRN`` node; NHWC: ``Transpose``-``LRN``-``Transpose``)
-and ``"force_decomposed"`` (squares, a ``Conv`` window sum, the power). Each graph's output is
-first checked against a float64 NumPy reference; then both run in one onnxruntime session each
-(one intra-op thread unless ``--threads``), interleaved with an elementwise ``x * 2`` graph over
-the same array, timed right before every call (the denominator of the ratios).
+``normalization_mode="prefer_native"`` (NCHW: one ``LRN`` node; NHWC: the node between two
+``Transpose`` nodes) and ``"force_decomposed"`` (squares, a ``Conv`` window sum, the power).
+Each graph's output is first checked against a float64 NumPy reference; then both run in one
+onnxruntime session each (one intra-op thread unless ``--threads``), interleaved with an
+elementwise ``x * 2`` graph over the same array, timed right before every call (the
+denominator of the ratios).
 
 Needs the ``onnx`` extra (jax2onnx, onnx, onnxruntime). Writes results.md and results.json to
 ``--out``.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -34,8 +34,8 @@ from jax2onnx.plugins.jax.lax._control_flow_utils import lower_jaxpr_eqns
 from jax2onnx.plugins.plugin_system import PrimitiveLeafPlugin, register_primitive
 
 from jax_lrn import _lrn
-from jax_lrn.onnx_export import native_layout
 from jax_lrn._window import WindowConfig
+from jax_lrn.onnx_export import native_layout
 
 LRN_PRIM = Primitive("jax_lrn_lrn")
 LRN_PRIM.multiple_results = False
@@ -59,7 +59,7 @@ def _impl(x, alpha, beta, k, *, cfg: WindowConfig):
 def _batch_rule(args, dims, *, cfg: WindowConfig):
   x, alpha, beta, k = args
   x_dim, *param_dims = dims
-  if x_dim is batching.not_mapped or any(d is not batching.not_mapped for d in param_dims):
+  if x_dim is None or any(d is not None for d in param_dims):  # None: not mapped
     raise NotImplementedError(
       "jax_lrn's ONNX export does not support vmap over alpha, beta or k; only over x."
     )

@@ -9,6 +9,7 @@ jax2onnx is an optional dependency (``pip install 'jax-lrn[onnx]'``), imported b
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 
 import jax.numpy as jnp
@@ -70,11 +71,10 @@ def register() -> None:
   if _registered:
     return
   try:
-    import jax2onnx  # noqa: F401
+    importlib.import_module("jax2onnx")
   except ModuleNotFoundError as error:
     raise ModuleNotFoundError(
-      "jax_lrn.onnx_export.register() needs jax2onnx; install it with "
-      "pip install 'jax-lrn[onnx]'."
+      "jax_lrn.onnx_export.register() needs jax2onnx; install it with pip install 'jax-lrn[onnx]'."
     ) from error
   from jax_lrn import _onnx_plugin  # noqa: F401  (registers the plugin on import)
 
