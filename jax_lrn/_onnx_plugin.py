@@ -35,7 +35,7 @@ from jax2onnx.plugins.plugin_system import PrimitiveLeafPlugin, register_primiti
 
 from jax_lrn import _lrn
 from jax_lrn._window import WindowConfig
-from jax_lrn.onnx_export import native_layout
+from jax_lrn.onnx_export import _native_layout
 
 LRN_PRIM = Primitive("jax_lrn_lrn")
 LRN_PRIM.multiple_results = False
@@ -124,7 +124,7 @@ class LRNPlugin(PrimitiveLeafPlugin):
     cfg: WindowConfig = eqn.params["cfg"]
     x_aval = x_var.aval
     params = tuple(_static_scalar(ctx, v) for v in (alpha_var, beta_var, k_var))
-    perm = native_layout(
+    perm = _native_layout(
       cfg,
       x_aval.ndim,
       np.dtype(x_aval.dtype),

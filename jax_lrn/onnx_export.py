@@ -81,7 +81,7 @@ def register() -> None:
   _registered = True
 
 
-def native_layout(
+def _native_layout(
   cfg: WindowConfig,
   ndim: int,
   dtype: np.dtype,

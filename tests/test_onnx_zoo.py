@@ -45,13 +45,13 @@ def _has_onnxruntime() -> bool:
     ("inception_v1", 0),
   ],
 )
-def test_light_model(name, random_weights):
+def test_light_model(name, random_weights, capsys):
   args = ["--model", name] + ([] if random_weights is None else ["--random-weights", "0"])
-  proc = subprocess.run(
-    [sys.executable, str(EXAMPLE), *args], capture_output=True, text=True, timeout=600
-  )
-  assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-  lines = proc.stdout.strip().splitlines()
+  zoo = _load_example()
+  with jax.enable_x64(False):  # as the script runs (flax's avg_pool counts in the default dtype)
+    status = zoo.main(args)
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert status == 0, lines
   assert "2 LRN layers" in lines[0]
   assert sum("LocalResponseNorm(size=5" in line for line in lines) == 2
   if random_weights is None:
@@ -61,6 +61,18 @@ def test_light_model(name, random_weights):
   last = re.fullmatch(r"largest difference: (\S+)", lines[-1])
   assert last is not None, lines[-1]
   assert float(last.group(1)) <= 1e-3
+
+
+def test_command_line():
+  """The script as a user runs it: the last line and the exit status."""
+  proc = subprocess.run(
+    [sys.executable, str(EXAMPLE), "--model", "inception_v1"],
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+  assert re.fullmatch(r"largest difference: \S+", proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.skipif(not _has_onnxruntime(), reason="compares with onnxruntime")
@@ -130,7 +142,7 @@ def test_onnx_file(tmp_path, capsys):
   path = tmp_path / "small.onnx"
   _small_network(path)
   zoo = _load_example()
-  with jax.numpy_dtype_promotion("standard"):  # (flax's avg_pool: see below)
+  with jax.enable_x64(False):  # as the script runs (flax's avg_pool: see below)
     assert zoo.main(["--onnx", str(path)]) == 0
   lines = capsys.readouterr().out.strip().splitlines()
   assert "1 LRN layers" in lines[0]
@@ -147,16 +159,16 @@ def test_model_is_trainable(tmp_path):
   _small_network(path)
   zoo = _load_example()
   model = zoo.build_model(zoo.read_graph(onnx.load(path)))
-  x = jnp.asarray(np.random.default_rng(1).normal(size=(4, 16, 16, 3)), jnp.float32)
-  labels = jnp.asarray([3, 7, 1, 0])
+  x = np.random.default_rng(1).normal(size=(4, 16, 16, 3)).astype(np.float32)
+  labels = np.asarray([3, 7, 1, 0], np.int32)
 
   def loss_fn(m):
     probs = m(x)
     return -jnp.mean(jnp.log(probs[jnp.arange(4), labels]))
 
   # (flax's avg_pool divides by a window count of the default float dtype, float64 with the
-  # tests' x64: standard promotion here, as outside the tests.)
-  with jax.numpy_dtype_promotion("standard"):
+  # tests' x64: x64 off here, as outside the tests.)
+  with jax.enable_x64(False):
     loss, grads = nnx.jit(nnx.value_and_grad(loss_fn))(model)
     leaves = jax.tree.leaves(grads)
     assert len(leaves) == 8  # 5 kernels, 3 biases
