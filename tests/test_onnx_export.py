@@ -319,6 +319,16 @@ def test_nnx_model(to_onnx, rng, learnable, mode):
   )
 
 
+def _check_model(to_onnx, fn, traced, x):
+  """Exported in both modes: the LRN node exactly under prefer_native; onnxruntime == JAX."""
+  for mode in ("auto", "prefer_native"):
+    onnx_model = to_onnx(fn, [traced], normalization_mode=mode)
+    assert ("LRN" in _ops(onnx_model)) == (mode == "prefer_native")
+    np.testing.assert_allclose(
+      _run_ort(onnx_model, x), np.asarray(fn(jnp.asarray(x))), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_linen_model(to_onnx, rng):
   import flax.linen as nn
 
@@ -337,12 +347,7 @@ def test_linen_model(to_onnx, rng):
   def fn(x):
     return net.apply(variables, x)
 
-  for mode in ("auto", "prefer_native"):
-    onnx_model = to_onnx(fn, [("B", 9, 9, 3)], normalization_mode=mode)
-    assert ("LRN" in _ops(onnx_model)) == (mode == "prefer_native")
-    np.testing.assert_allclose(
-      _run_ort(onnx_model, x), np.asarray(fn(jnp.asarray(x))), rtol=1e-5, atol=1e-6
-    )
+  _check_model(to_onnx, fn, ("B", 9, 9, 3), x)
 
 
 def test_equinox_model(to_onnx, rng):
@@ -357,12 +362,7 @@ def test_equinox_model(to_onnx, rng):
     return jax.vmap(lambda image: norm(jax.nn.relu(conv(image))))(x)
 
   x = rng.normal(0.0, 1.0, size=(2, 3, 9, 9)).astype(np.float32)
-  for mode in ("auto", "prefer_native"):
-    onnx_model = to_onnx(fn, [("B", 3, 9, 9)], normalization_mode=mode)
-    assert ("LRN" in _ops(onnx_model)) == (mode == "prefer_native")
-    np.testing.assert_allclose(
-      _run_ort(onnx_model, x), np.asarray(fn(jnp.asarray(x))), rtol=1e-5, atol=1e-6
-    )
+  _check_model(to_onnx, fn, ("B", 3, 9, 9), x)
 
 
 def test_export_leaves_lrn_unchanged(to_onnx, rng):
