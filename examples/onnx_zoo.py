@@ -219,8 +219,8 @@ def _softmax(x):
   return jax.nn.softmax(x, axis=-1)
 
 
-def _layer(graph: Graph, node: onnx.NodeProto, flattened_from) -> object | None:
-  """The NNX layer (a module or a function of NHWC arrays) for one node; None for identities."""
+def _layer(graph: Graph, node: onnx.NodeProto, flattened_from) -> object:
+  """The NNX layer (a module or a function of NHWC arrays) for one node."""
   op = node.op_type
   if op == "Conv":
     return _conv(graph, node)
@@ -257,11 +257,9 @@ def _follow(graph: Graph, start: str, stop: set[str]) -> tuple[list, str]:
       (concat,) = concats.values()
       branches = []
       for inp in concat.input:
-        branch_start = _branch_start(graph, tensor, inp)
-        sub, _ = _follow(graph, branch_start, set(concat.input))
-        first = graph.consumers[tensor][[n.output[0] for n in users].index(branch_start)]
-        head = _layer(graph, first, None)
-        branches.append(nnx.Sequential(*([head] if head is not None else []), *sub))
+        head = _branch_head(graph, tensor, inp)
+        rest, _ = _follow(graph, head.output[0], set(concat.input))
+        branches.append(nnx.Sequential(_layer(graph, head, None), *rest))
       layers.append(Branches(branches))
       tensor = concat.output[0]
       continue
@@ -271,9 +269,7 @@ def _follow(graph: Graph, start: str, stop: set[str]) -> tuple[list, str]:
       previous = graph.producer.get(node.input[0])
       if previous is not None and previous.op_type in ("Reshape", "Flatten"):
         flattened_from = graph.shapes[previous.input[0]][1:]
-    layer = _layer(graph, node, flattened_from)
-    if layer is not None:
-      layers.append(layer)
+    layers.append(_layer(graph, node, flattened_from))
     tensor = node.output[0]
   return layers, tensor
 
@@ -288,13 +284,13 @@ def _reachable_concats(graph: Graph, users: list[onnx.NodeProto]) -> list[onnx.N
   return found
 
 
-def _branch_start(graph: Graph, fork: str, concat_input: str) -> str:
-  """The output of the fork's consumer whose branch ends in ``concat_input``."""
+def _branch_head(graph: Graph, fork: str, concat_input: str) -> onnx.NodeProto:
+  """The consumer of tensor ``fork`` whose branch ends in ``concat_input``."""
   tensor = concat_input
   while True:
     node = graph.producer[tensor]
     if fork in node.input:
-      return node.output[0]
+      return node
     tensor = node.input[0]
 
 
