@@ -163,10 +163,9 @@ def _given(value: np.ndarray | None):
 
   def init(key, shape, dtype=jnp.float32):
     del key
-    assert value is not None and tuple(shape) == value.shape, (
-      shape,
-      None if value is None else value.shape,
-    )
+    if value is None or tuple(shape) != value.shape:
+      found = None if value is None else value.shape
+      raise ValueError(f"the layer wants a parameter of shape {tuple(shape)}; the graph: {found}")
     return jnp.asarray(value, dtype)
 
   return init
@@ -408,7 +407,8 @@ def main(argv=None) -> int:
       f"k={layer.k}, channel_axis={layer.channel_axis}, even_placement={layer.even_placement!r})"
     )
 
-  y = np.asarray(jax.jit(lambda m, v: m(v))(model, jnp.asarray(x.transpose(0, 2, 3, 1))))
+  x_nhwc = jnp.asarray(x.transpose(0, 2, 3, 1))  # the input's one transpose
+  y = np.asarray(nnx.jit(lambda m, v: m(v))(model, x_nhwc))
   differences = {}
   if output_pb is not None and output_pb.exists():
     differences["stored output"] = largest_difference(y, _read_pb(output_pb))
@@ -420,7 +420,7 @@ def main(argv=None) -> int:
     differences["onnxruntime output"] = largest_difference(y, ort_out[0])
     if extra:
       pre_softmax = nnx.Sequential(*model.layers[:-1])
-      z = np.asarray(jax.jit(lambda m, v: m(v))(pre_softmax, jnp.asarray(x.transpose(0, 2, 3, 1))))
+      z = np.asarray(nnx.jit(lambda m, v: m(v))(pre_softmax, x_nhwc))
       differences["onnxruntime logits"] = largest_difference(z, ort_out[1])
   if not differences:
     print("nothing to compare with: no stored output and no onnxruntime", file=sys.stderr)
