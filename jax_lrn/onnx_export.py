@@ -1,4 +1,5 @@
-"""Export to ONNX with jax2onnx: an ONNX ``LRN`` node where ONNX's convention fits.
+"""Export to ONNX with jax2onnx: :func:`jax_lrn.lrn` as its decomposition, or as an ONNX ``LRN``
+node where ONNX's convention fits and ``normalization_mode="prefer_native"`` asks for it.
 
 ``jax2onnx.to_onnx`` cannot trace :func:`jax_lrn.lrn` by itself (the per-platform choice of the
 window sum lowers to JAX's ``platform_index``, which has no ONNX form). :func:`register` adds a
