@@ -62,7 +62,7 @@ def _runner(session, x):
   return lambda: session.run(None, {name: x})[0]
 
 
-def run(shapes: dict, repeats: int, warmup: int, threads: int) -> list[dict]:
+def run(shapes: dict, repeats: int, warmup: int, threads: int, beta: float = BETA) -> list[dict]:
   import jax
   from jax2onnx import to_onnx
 
@@ -76,10 +76,10 @@ def run(shapes: dict, repeats: int, warmup: int, threads: int) -> list[dict]:
     for layout in LAYOUTS:
       axis = 1 if layout == "NCHW" else -1
       x = x_nchw if layout == "NCHW" else np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
-      want = reference(x, None, (x.ndim - 1 if axis == -1 else 1,), SIZE, ALPHA, BETA, K)[0]
+      want = reference(x, None, (x.ndim - 1 if axis == -1 else 1,), SIZE, ALPHA, beta, K)[0]
 
       def fn(v, axis=axis):
-        return jax_lrn.lrn(v, SIZE, ALPHA, BETA, K, channel_axis=axis)
+        return jax_lrn.lrn(v, SIZE, ALPHA, beta, K, channel_axis=axis)
 
       spec = jax.ShapeDtypeStruct(x.shape, np.float32)
       runners = {"x * 2": _runner(_session(_elementwise_model(x.shape), threads), x)}
@@ -109,9 +109,10 @@ def run(shapes: dict, repeats: int, warmup: int, threads: int) -> list[dict]:
   return rows
 
 
-def render(rows: list[dict], threads: int) -> str:
+def render(rows: list[dict], threads: int, beta: float = BETA) -> str:
   lines = [
-    f"onnxruntime CPU, {threads} intra-op thread(s); ms = minimum over the rounds; ratio = "
+    f"LRN size {SIZE}, alpha {ALPHA}, beta {beta}, k {K}; onnxruntime CPU, {threads} intra-op "
+    "thread(s); ms = minimum over the rounds; ratio = "
     "that / the minimum of x * 2 over the same array.",
     "",
     "| shape | layout | variant | graph | ms (min) | ms (median) | x * 2 ms | ratio | rel. error |",
@@ -133,18 +134,20 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 15)")
   parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
   parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+  parser.add_argument("--beta", type=float, default=BETA, help=f"exponent (default {BETA})")
   args = parser.parse_args()
   shapes = QUICK_SHAPES if args.quick else SHAPES
   repeats = args.repeats or (2 if args.quick else 15)
-  rows = run(shapes, repeats, args.warmup, args.threads)
+  rows = run(shapes, repeats, args.warmup, args.threads, args.beta)
   for r in rows:
     if r["error"] > 1e-5:
       sys.exit(f"{r['shape']} {r['layout']} {r['variant']}: relative error {r['error']:.2e}")
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  table = render(rows, args.threads)
+  table = render(rows, args.threads, args.beta)
   (out / "results.md").write_text(table)
-  (out / "results.json").write_text(json.dumps(dict(threads=args.threads, rows=rows), indent=1))
+  payload = dict(threads=args.threads, beta=args.beta, rows=rows)
+  (out / "results.json").write_text(json.dumps(payload, indent=1))
   print(table, end="")
 
 
