@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from cases import require
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,9 +151,8 @@ def test_device_check_fails_a_wrong_result(monkeypatch):
 def test_bench_onnx_quick(tmp_path):
   """benchmarks/bench_onnx.py --quick (needs the onnx extra): both graphs per layout, checked
   against the float64 reference before timing, in the table and the JSON."""
-  for module in ("jax2onnx", "onnxruntime"):
-    if importlib.util.find_spec(module) is None:
-      pytest.skip(f"needs {module} (the onnx extra)")
+  require("jax2onnx")
+  require("onnxruntime")
   proc = subprocess.run(
     [sys.executable, str(ROOT / "benchmarks" / "bench_onnx.py"), "--quick", "--out", str(tmp_path)],
     capture_output=True,

@@ -21,6 +21,7 @@ import jax_lrn
 from jax_lrn import onnx_export
 
 import reference
+from cases import require
 
 ALPHA, BETA, K = 0.5, 0.75, 2.0
 DECOMPOSED = "decomposed"
@@ -90,8 +91,8 @@ MODES = ("auto", "prefer_native", "force_decomposed")
 
 @pytest.fixture(scope="module")
 def to_onnx():
-  pytest.importorskip("jax2onnx")
-  pytest.importorskip("onnxruntime")
+  require("jax2onnx")
+  require("onnxruntime")
   onnx_export.register()
   onnx_export.register()  # a second call is a no-op
   from jax2onnx import to_onnx
@@ -351,7 +352,8 @@ def test_linen_model(to_onnx, rng):
 
 
 def test_equinox_model(to_onnx, rng):
-  eqx = pytest.importorskip("equinox")
+  require("equinox")
+  import equinox as eqx
 
   from jax_lrn.equinox import LocalResponseNorm
 

@@ -16,7 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-pytest.importorskip("onnx")
+from cases import require
+
+require("onnx")
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "onnx_zoo.py"
 
@@ -75,10 +77,10 @@ def test_command_line():
   assert re.fullmatch(r"largest difference: \S+", proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(not _has_onnxruntime(), reason="compares with onnxruntime")
 def test_comparison_fails_without_lrn(monkeypatch, capsys):
   """With the LRN layers replaced by the identity, AlexNet's logits differ from onnxruntime's by
   more than the tolerance (the stored weights make LRN's denominators large): exit status 1."""
+  require("onnxruntime")
   zoo = _load_example()
   monkeypatch.setattr(zoo.LocalResponseNorm, "__call__", lambda self, x: x)
   assert zoo.main(["--model", "bvlc_alexnet"]) == 1
@@ -86,10 +88,10 @@ def test_comparison_fails_without_lrn(monkeypatch, capsys):
   assert float(last.split()[-1]) > zoo.TOLERANCE
 
 
-@pytest.mark.skipif(not _has_onnxruntime(), reason="compares with onnxruntime")
 def test_comparison_fails_with_the_nchw_flatten_order(monkeypatch):
   """Without the permutation of fc6's rows (ONNX flattens C, H, W; the NNX model H, W, C) the
   random-weight AlexNet fails the comparison."""
+  require("onnxruntime")
   zoo = _load_example()
   linear = zoo._linear
   monkeypatch.setattr(zoo, "_linear", lambda graph, node, flattened_from: linear(graph, node, None))
@@ -136,9 +138,9 @@ def _small_network(path: Path) -> None:
   onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 
-@pytest.mark.skipif(not _has_onnxruntime(), reason="compares with onnxruntime")
 def test_onnx_file(tmp_path, capsys):
   """--onnx PATH with no stored output: the small network against onnxruntime."""
+  require("onnxruntime")
   path = tmp_path / "small.onnx"
   _small_network(path)
   zoo = _load_example()
