@@ -41,14 +41,32 @@ LRN_PRIM = Primitive("jax_lrn_lrn")
 LRN_PRIM.multiple_results = False
 
 
-def _bind(cfg: WindowConfig, x, alpha, beta, k):
-  """Stands in for ``jax_lrn._lrn._lrn_core`` while jax2onnx traces."""
-  return LRN_PRIM.bind(x, alpha, beta, k, cfg=cfg)
-
-
 def _decomposed_config(cfg: WindowConfig) -> WindowConfig:
   # reduce_window: one ONNX Conv per window axis, for any (also symbolic) sizes of the others.
   return dataclasses.replace(cfg, implementation="reduce_window")
+
+
+def _bind(cfg: WindowConfig, x, alpha, beta, k):
+  return LRN_PRIM.bind(x, alpha, beta, k, cfg=cfg)
+
+
+# Stands in for jax_lrn._lrn._lrn_core while jax2onnx traces: the primitive forward, and lrn's
+# own closed-form backward (its window sums as reduce_window), so that gradients export too.
+_export_core = jax.custom_vjp(_bind, nondiff_argnums=(0,))
+
+
+def _export_core_fwd(cfg: WindowConfig, x, alpha, beta, k):
+  # As _lrn._lrn_core_fwd (symbolic zeros: which cotangents are wanted, in the residuals).
+  wanted = tuple(() if arg.perturbed else None for arg in (x, alpha, beta, k))
+  x, alpha, beta, k = (arg.value for arg in (x, alpha, beta, k))
+  return _bind(cfg, x, alpha, beta, k), (x, alpha, beta, k, wanted)
+
+
+def _export_core_bwd(cfg: WindowConfig, res, g):
+  return _lrn._lrn_core_bwd(_decomposed_config(cfg), res, g)
+
+
+_export_core.defvjp(_export_core_fwd, _export_core_bwd, symbolic_zeros=True)
 
 
 @LRN_PRIM.def_impl
@@ -116,7 +134,7 @@ class LRNPlugin(PrimitiveLeafPlugin):
 
   @classmethod
   def binding_specs(cls):
-    return [MonkeyPatchSpec(_lrn, "_lrn_core", lambda _orig: _bind)]
+    return [MonkeyPatchSpec(_lrn, "_lrn_core", lambda _orig: _export_core)]
 
   def lower(self, ctx, eqn) -> None:
     x_var, alpha_var, beta_var, k_var = eqn.invars

@@ -272,6 +272,37 @@ def test_traced_parameters_export_decomposed(to_onnx, rng):
   np.testing.assert_allclose(got, np.asarray(fn(jnp.asarray(x), *params)), rtol=2e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("mode", ["auto", "prefer_native"])
+def test_gradients_export(to_onnx, rng, mode):
+  """jax.grad of a loss through lrn exports (lrn's closed-form backward as a decomposition) and
+  matches JAX's gradients in onnxruntime: for x with static parameters (under prefer_native the
+  forward inside is the LRN node), and for x, alpha, beta, k given as inputs (even size)."""
+
+  def loss(x, alpha=ALPHA, beta=BETA, k=K, size=5, placement="before"):
+    y = jax_lrn.lrn(x, size, alpha, beta, k, channel_axis=1, even_placement=placement)
+    return jnp.sum(jnp.sin(y))
+
+  x = rng.normal(0.0, 2.0, size=(2, 9, 4, 4)).astype(np.float32)
+  grad_x = jax.grad(loss)
+  model = to_onnx(grad_x, [("B", 9, 4, 4)], normalization_mode=mode)
+  assert ("LRN" in _ops(model)) == (mode == "prefer_native")
+  np.testing.assert_allclose(_run_ort(model, x), grad_x(jnp.asarray(x)), rtol=1e-5, atol=1e-6)
+
+  def grad_all(x, alpha, beta, k):
+    return jax.grad(loss, argnums=(0, 1, 2, 3))(x, alpha, beta, k, 4, "after")
+
+  scalar = jax.ShapeDtypeStruct((), jnp.float32)
+  model = to_onnx(grad_all, [("B", 9, 4, 4), scalar, scalar, scalar], normalization_mode=mode)
+  assert "LRN" not in _ops(model)
+  import onnxruntime as ort
+
+  session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+  params = [np.float32(v) for v in (ALPHA, BETA, K)]
+  feeds = {i.name: np.asarray(v) for i, v in zip(session.get_inputs(), [x, *params])}
+  for got, want in zip(session.run(None, feeds), grad_all(jnp.asarray(x), *params)):
+    np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-6)
+
+
 def test_vmap_exports_through_the_batching_rule(to_onnx, rng):
   """lrn on one CHW image, vmapped over the batch: the window moves to axis 1, one LRN node."""
   fn = jax.vmap(lambda x: jax_lrn.lrn(x, 5, ALPHA, BETA, K, channel_axis=0))
