@@ -2,11 +2,13 @@
 
 This is the only module that imports jax2onnx (and onnx_ir, which jax2onnx depends on); nothing
 imports it unless asked to. While ``jax2onnx.to_onnx`` traces, the plugin replaces the
-``custom_vjp`` core of :func:`jax_lrn.lrn` with the primitive ``jax_lrn_lrn`` (the same
-operands, the window configuration as a parameter), which it then lowers to ONNX itself: as one
-ONNX ``LRN`` node where the window is ONNX's, else as a decomposition. The decomposition is the
-core's own forward pass with the window summed by ``lax.reduce_window`` (which jax2onnx lowers to a
-``Conv``), whatever platform choice ``lrn`` would make under ``jit``.
+``custom_vjp`` core of :func:`jax_lrn.lrn` with another ``custom_vjp``: its forward is the
+primitive ``jax_lrn_lrn`` (the same operands, the window configuration as a parameter), its
+backward is the core's own. The plugin lowers the primitive to ONNX itself: one ONNX ``LRN`` node
+where the window is ONNX's and the mode asks for it, else a decomposition: the core's own forward
+pass with the window summed by ``lax.reduce_window`` (which jax2onnx lowers to a ``Conv``),
+whatever platform choice ``lrn`` would make under ``jit``. The backward's window sums are
+``reduce_window`` too.
 """
 # jax2onnx and onnx_ir are optional (the ``onnx`` extra); type checking skips them when absent.
 # pyright: reportMissingImports=false
