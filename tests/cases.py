@@ -68,3 +68,18 @@ def equations(jaxpr):
         inner = getattr(sub, "jaxpr", sub)
         if hasattr(inner, "eqns"):
           yield from equations(inner)
+
+
+def require(module: str) -> None:
+  """Skips the calling test (or module) where ``module``, from an optional extra that
+  ``pip install -e '.[test]'`` brings, is not installed; fails instead where ``CI`` is set."""
+  import importlib.util
+  import os
+
+  import pytest
+
+  if importlib.util.find_spec(module) is None:
+    message = f"{module} is not installed (it comes with pip install -e '.[test]')"
+    if os.environ.get("CI"):
+      pytest.fail(message, pytrace=False)
+    pytest.skip(message, allow_module_level=True)

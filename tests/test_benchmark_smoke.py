@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cases import require
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -144,3 +146,26 @@ def test_device_check_fails_a_wrong_result(monkeypatch):
       assert max(row["worst"].values()) > 10  # 1e-3 against 1e-5
     else:
       assert row["status"] == "ok" and row["ms"] > 0, row
+
+
+def test_bench_onnx_quick(tmp_path):
+  """benchmarks/bench_onnx.py --quick (needs the onnx extra): both graphs per layout, checked
+  against the float64 reference before timing, in the table and the JSON."""
+  require("jax2onnx")
+  require("onnxruntime")
+  proc = subprocess.run(
+    [sys.executable, str(ROOT / "benchmarks" / "bench_onnx.py"), "--quick", "--out", str(tmp_path)],
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+  graphs = {(r["layout"], r["variant"]): r["graph"] for r in rows}
+  assert graphs[("NCHW", "LRN node")] == "LRN"
+  assert graphs[("NHWC", "LRN node")] == "Transpose-LRN-Transpose"
+  assert "LRN" not in graphs[("NCHW", "decomposed")].split("-")
+  for r in rows:
+    assert r["error"] < 1e-5 and 0 < r["min_s"] <= r["median_s"] <= r["max_s"]
+    assert r["ratio"] == r["min_s"] / r["elem_min_s"]
+  assert "| shape | layout | variant |" in (tmp_path / "results.md").read_text()
