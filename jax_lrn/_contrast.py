@@ -20,6 +20,7 @@ from jax import lax
 
 from jax_lrn._lrn import (
   _canonical_axis,
+  _check_axis,
   _check_dtype,
   _check_size,
   _check_spatial_axes,
@@ -106,12 +107,11 @@ def smooth(v, cfg: ContrastConfig):
 def kernel_mass(cfg: ContrastConfig, shape, dtype):
   """The window's mass inside the array at each position (1 away from the borders), shaped to
   broadcast against the input: the product over spatial axes of the 1-D masses."""
-  coef = None
+  coef = jnp.ones((1,) * len(shape), dtype)
   for axis in cfg.spatial_axes:
     ones_shape = [1] * len(shape)
     ones_shape[axis] = shape[axis]
-    mass = weighted_sum_along(jnp.ones(ones_shape, dtype), axis, cfg.weights, cfg.lo)
-    coef = mass if coef is None else coef * mass
+    coef = coef * weighted_sum_along(jnp.ones(ones_shape, dtype), axis, cfg.weights, cfg.lo)
   return coef
 
 
@@ -236,6 +236,17 @@ def contrast_config(
     divide=divide,
     eps=eps,
   )
+
+
+def check_layer_arguments(size, sigma, channel_axis, spatial_axes, eps) -> tuple[int, ...] | None:
+  """Validates a contrast normalization layer's arguments before any input is seen; returns
+  ``spatial_axes`` as a tuple of ints (or ``None``). Axis ranges wait for the input's rank."""
+  _check_size(size)
+  if sigma is not None:
+    _positive_number(sigma, "sigma", allow_zero=False)
+  _positive_number(eps, "eps", allow_zero=True)
+  _check_axis(channel_axis, "channel_axis")
+  return _check_spatial_axes(spatial_axes)
 
 
 def _normalize(x, size, sigma, channel_axis, spatial_axes, eps, *, subtract, divide, what):
