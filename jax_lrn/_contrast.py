@@ -36,8 +36,11 @@ DEFAULT_EPS = 1e-4
 # ---------------------------------------------------------------------------------------------
 
 
-def _shifted(v, axis: int, offset: int):
-  """``u[i] = v[i + offset]`` along ``axis``, zero where ``i + offset`` falls outside."""
+def shifted(v, axis: int, offset: int):
+  """``u[i] = v[i + offset]`` along ``axis``, zero where ``i + offset`` falls outside
+  (``v`` itself for offset 0)."""
+  if offset == 0:
+    return v
   config = [(0, 0, 0)] * v.ndim
   config[axis] = (-offset, offset, 0)  # negative padding crops: a shift by one lax.pad
   return lax.pad(v, np.zeros((), v.dtype), config)
@@ -55,7 +58,7 @@ def weighted_sum_along(v, axis: int, weights: Sequence[float], lo: int):
     offset = index - lo
     if isinstance(extent, int) and abs(offset) >= max(extent, 1):
       continue
-    term = weight * (v if offset == 0 else _shifted(v, axis, offset))
+    term = weight * shifted(v, axis, offset)
     out = term if out is None else out + term
   return jnp.zeros_like(v) if out is None else out
 
@@ -115,18 +118,16 @@ def kernel_mass(cfg: ContrastConfig, shape, dtype):
   return coef
 
 
-def _safe_sqrt(v):
+def safe_sqrt(v):
   """``sqrt(v)`` for ``v >= 0`` with a finite gradient (0) where ``v == 0``."""
   positive = v > 0
   return jnp.where(positive, jnp.sqrt(jnp.where(positive, v, 1.0)), 0.0)
 
 
-def _reference(u, cfg: ContrastConfig):
-  """One element of each sample (the first position and channel), finite, without gradient."""
-  first = tuple(
-    slice(0, 1) if a == cfg.channel_axis or a in cfg.spatial_axes else slice(None)
-    for a in range(u.ndim)
-  )
+def sample_reference(u, axes: Sequence[int]):
+  """One element of each sample (index 0 along each of ``axes``, kept as length-1 axes), finite
+  (0 where it is not), without gradient."""
+  first = tuple(slice(0, 1) if a in axes else slice(None) for a in range(u.ndim))
   r = lax.stop_gradient(u[first])
   return jnp.where(jnp.isfinite(r), r, 0.0)
 
@@ -143,12 +144,12 @@ def contrast_core(cfg: ContrastConfig, x):
     # would blow up), and a large offset does not cost precision. r carries no gradient (the
     # output does not depend on it); a non-finite r is replaced by 0, so that a nan or inf
     # stays local.
-    u = u - _reference(u, cfg)
+    u = u - sample_reference(u, (cfg.channel_axis, *cfg.spatial_axes))
     mean = smooth(jnp.mean(u, axis=cfg.channel_axis, keepdims=True), cfg) / coef
     u = u - mean
   if cfg.divide:
     variance = smooth(jnp.mean(u * u, axis=cfg.channel_axis, keepdims=True), cfg) / coef
-    local = _safe_sqrt(variance)
+    local = safe_sqrt(variance)
     per_sample = jnp.mean(local, axis=cfg.spatial_axes, keepdims=True)
     u = u / jnp.maximum(jnp.maximum(local, per_sample), cfg.eps)
   return u.astype(x.dtype)
