@@ -44,7 +44,7 @@ def _kernel(kernel) -> np.ndarray:
     kernel = np.ones((9, 9))  # Torch7's default: torch.Tensor(9,9):fill(1)
   try:
     k = np.asarray(kernel, dtype=np.float64)
-  except (TypeError, jax.errors.TracerArrayConversionError) as error:
+  except (TypeError, ValueError, jax.errors.TracerArrayConversionError) as error:
     raise TypeError(
       f"{FRAMEWORK}: kernel must be a concrete 1-D or 2-D array of numbers (a NumPy array, a "
       f"list or a concrete JAX array, not a traced value), got {kernel!r}."
