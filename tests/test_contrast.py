@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from jax_lrn import local_contrast_norm, local_divisive_norm, local_subtractive_norm
+from jax_lrn import _contrast, local_contrast_norm, local_divisive_norm, local_subtractive_norm
 
 from cases import DTYPES, RTOL, random_input
 
@@ -289,3 +289,78 @@ def test_errors(steps, kwargs, x, exc, match):
 def test_errors_name_the_function():
   with pytest.raises(ValueError, match=r"^local_divisive_norm: spatial_axes=\(\) is empty"):
     local_divisive_norm(X4, 3, spatial_axes=())
+
+
+# ---------------------------------------------------------------------------------------------
+# The closed-form backward (custom_vjp) against autodiff of the plain formulation.
+# ---------------------------------------------------------------------------------------------
+
+
+def _config(steps, shape, size, channel_axis, spatial_axes):
+  return _contrast.contrast_config(
+    len(shape),
+    size,
+    sigma=None,
+    channel_axis=channel_axis,
+    spatial_axes=spatial_axes,
+    eps=1e-4,
+    subtract=steps != "divisive",
+    divide=steps != "subtractive",
+    what="test",
+  )
+
+
+@pytest.mark.parametrize("steps", list(FUNCTIONS))
+@pytest.mark.parametrize("shape, channel_axis, spatial_axes", CASES)
+@pytest.mark.parametrize("size", [3, 4, 7])
+def test_closed_form_backward_equals_autodiff(rng, steps, shape, channel_axis, spatial_axes, size):
+  if spatial_axes is None:
+    spatial_axes = tuple(a for a in range(1, len(shape)) if a != channel_axis % len(shape))
+  cfg = _config(steps, shape, size, channel_axis, spatial_axes)
+  x, _ = random_input(rng, shape, jnp.float64)
+  g, _ = random_input(rng, shape, jnp.float64)
+  y, vjp = jax.vjp(functools.partial(_contrast.contrast_core, cfg), x)
+  y_ad, vjp_ad = jax.vjp(functools.partial(_contrast.contrast_autodiff, cfg), x)
+  np.testing.assert_allclose(y, y_ad, rtol=1e-13, atol=1e-13)
+  np.testing.assert_allclose(vjp(g)[0], vjp_ad(g)[0], rtol=1e-11, atol=1e-12)
+
+  def second(core):
+    return jax.grad(lambda v: jnp.sum(jnp.sin(jax.vjp(functools.partial(core, cfg), v)[1](g)[0])))
+
+  np.testing.assert_allclose(
+    second(_contrast.contrast_core)(x),
+    second(_contrast.contrast_autodiff)(x),
+    rtol=1e-10,
+    atol=1e-11,
+  )
+
+
+@pytest.mark.parametrize(
+  "name, x",
+  [
+    ("constant: the floor eps wins", jnp.full((2, 5, 5, 2), 3.0, jnp.float64)),
+    ("zero", jnp.zeros((2, 5, 5, 2), jnp.float64)),
+    # A checkerboard: the same local deviation everywhere inside, so sigma ties with its mean c
+    # at some positions (JAX's max splits the gradient evenly there).
+    ("ties", jnp.asarray(np.indices((2, 6, 6, 2)).sum(axis=0) % 2, jnp.float64)),
+    ("tiny, below eps", 1e-7 * jnp.arange(50.0, dtype=jnp.float64).reshape(1, 5, 5, 2)),
+  ],
+)
+def test_closed_form_backward_at_ties_and_floors(name, x):
+  cfg = _config("both", x.shape, 3, -1, (1, 2))
+  g = jnp.asarray(np.random.default_rng(1).normal(size=x.shape))
+  got = jax.vjp(functools.partial(_contrast.contrast_core, cfg), x)[1](g)[0]
+  want = jax.vjp(functools.partial(_contrast.contrast_autodiff, cfg), x)[1](g)[0]
+  assert np.all(np.isfinite(np.asarray(got))), name
+  np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-12)
+
+
+def test_the_backward_keeps_x_and_reduced_statistics_only(rng):
+  """One full-size residual (x, in its own dtype); the rest is C times smaller."""
+  x, _ = random_input(rng, (2, 6, 6, 16), jnp.bfloat16)
+  _, vjp = jax.vjp(lambda v: local_contrast_norm(v, 3), x)
+  leaves = [leaf for leaf in jax.tree_util.tree_leaves(vjp) if hasattr(leaf, "shape")]
+  full = [leaf for leaf in leaves if leaf.size == x.size]
+  assert len(full) == 1 and full[0].dtype == x.dtype
+  rest = sum(leaf.size for leaf in leaves if leaf.size != x.size)
+  assert rest <= 5 * x.size // 16
