@@ -297,15 +297,21 @@ contrast_core.defvjp(_core_fwd, _core_bwd)
 # ---------------------------------------------------------------------------------------------
 
 
-def _positive_number(value, name: str, *, allow_zero: bool) -> float:
-  """A finite Python/NumPy real number ``> 0`` (``>= 0`` with ``allow_zero``) as a float."""
+def real_number(value, name: str) -> float:
+  """A Python or NumPy real number (not a bool, not an array) as a float; ``name`` is how the
+  TypeError calls it."""
   if (
     isinstance(value, (bool, np.bool_, jax.Array))
     or not isinstance(value, (numbers.Real, np.number))
     or isinstance(value, np.complexfloating)
   ):
     raise TypeError(f"{name} must be a Python or NumPy real number, got {value!r}.")
-  number = float(value)
+  return float(value)
+
+
+def _positive_number(value, name: str, *, allow_zero: bool) -> float:
+  """A finite Python/NumPy real number ``> 0`` (``>= 0`` with ``allow_zero``) as a float."""
+  number = real_number(value, name)
   bound = ">= 0" if allow_zero else "> 0"
   if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
     raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")

@@ -20,13 +20,17 @@ to every plane:
 
 from __future__ import annotations
 
-import numbers
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_lrn._contrast import safe_sqrt, sample_reference, shifted, weighted_sum_along
+from jax_lrn._contrast import (
+  real_number,
+  safe_sqrt,
+  sample_reference,
+  shifted,
+  weighted_sum_along,
+)
 from jax_lrn._lrn import _check_dtype, _compute_dtype
 
 __all__ = ["torch7_subtractive", "torch7_divisive", "torch7_contrastive"]
@@ -70,13 +74,7 @@ def _kernel(kernel) -> np.ndarray:
 
 
 def _threshold(value, name: str) -> float:
-  if (
-    isinstance(value, (bool, np.bool_, jax.Array))
-    or not isinstance(value, (numbers.Real, np.number))
-    or isinstance(value, np.complexfloating)
-  ):
-    raise TypeError(f"{FRAMEWORK}: {name} must be a Python or NumPy real number, got {value!r}.")
-  number = float(value)
+  number = real_number(value, f"{FRAMEWORK}: {name}")
   if np.isnan(number):
     raise ValueError(f"{FRAMEWORK}: {name} must not be nan.")
   return number
