@@ -203,7 +203,7 @@ def torch7_subtractive(x: jax.typing.ArrayLike, kernel=None) -> jax.Array:
   Examples:
     >>> import jax.numpy as jnp
     >>> from jax_lrn import compat
-    >>> x = jnp.stack([jnp.full((3, 3), 1.0), jnp.full((3, 3), 3.0)])  # two planes
+    >>> x = jnp.stack([jnp.full((3, 3), 1.0, jnp.float32), jnp.full((3, 3), 3.0, jnp.float32)])
     >>> compat.torch7_subtractive(x, jnp.ones(3))[:, 1, 1]  # minus the shared mean, 2
     Array([-1.,  1.], dtype=float32)
   """
