@@ -462,7 +462,14 @@ def local_contrast_norm(
   ``sigma=None`` is ``sqrt(size) / 2`` (1.5 for the paper's 9 x 9 window): EBLearn's
   ``create_gaussian_kernel(n)``, Jarrett and LeCun's library. Even sizes put ``size // 2``
   elements before the centre, ``size // 2 - 1`` after. 16-bit inputs compute in float32 and
-  the result is cast back. Gradients come from JAX's autodiff (to any order).
+  the result is cast back.
+
+  Differentiation goes through a ``jax.custom_vjp`` closed form that keeps ``x`` and the
+  channel-reduced statistics (the local mean and deviation and their per-sample mean), and is
+  itself differentiable: reverse mode to any order (``jax.grad``, ``jax.vjp``, grad-of-grad,
+  ``jax.hessian``). Forward mode on this function itself (``jax.jvp``, ``jax.jacfwd``) raises
+  JAX's ``TypeError`` for ``custom_vjp`` functions, as for :func:`jax_lrn.lrn`. Where ``sigma_p``
+  and ``sigma_bar`` tie, the gradient is split evenly between them, as JAX's ``maximum`` does.
 
   Args:
     x: floating array (float16, bfloat16, float32 or float64), e.g. ``(N, H, W, C)`` with

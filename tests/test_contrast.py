@@ -364,3 +364,21 @@ def test_the_backward_keeps_x_and_reduced_statistics_only(rng):
   assert len(full) == 1 and full[0].dtype == x.dtype
   rest = sum(leaf.size for leaf in leaves if leaf.size != x.size)
   assert rest <= 5 * x.size // 16
+
+
+def test_hessian_equals_autodiff(rng):
+  """Forward over reverse (jax.hessian) works through the closed form."""
+  x, _ = random_input(rng, (1, 4, 4, 2), jnp.float64)
+  cfg = _config("both", x.shape, 3, -1, (1, 2))
+
+  def loss(core):
+    return lambda v: jnp.sum(jnp.sin(core(cfg, v)))
+
+  np.testing.assert_allclose(
+    jax.hessian(loss(_contrast.contrast_core))(x),
+    jax.hessian(loss(_contrast.contrast_autodiff))(x),
+    rtol=1e-10,
+    atol=1e-11,
+  )
+  with pytest.raises(TypeError, match="can't apply forward-mode autodiff"):
+    jax.jvp(functools.partial(local_contrast_norm, size=3), (x,), (x,))
