@@ -16,7 +16,11 @@ extensions = [
   "sphinx.ext.napoleon",
   "sphinx.ext.doctest",
   "sphinx.ext.mathjax",
+  # MathJax 3 itself, copied into the built site (_static/mathjax/): formulas render offline and
+  # behind a firewall, with no script loaded from a CDN (tests/test_checks.py checks the HTML).
+  "sphinx-mathjax-offline",
 ]
+mathjax_path = "mathjax/tex-chtml.js"
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 exclude_patterns = ["_build"]

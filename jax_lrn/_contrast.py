@@ -382,15 +382,34 @@ def contrast_config(
   )
 
 
-def check_layer_arguments(size, sigma, channel_axis, spatial_axes, eps) -> tuple[int, ...] | None:
+def check_layer_arguments(
+  size, sigma, channel_axis, spatial_axes, eps, dtype=None
+) -> tuple[int, ...] | None:
   """Validates a contrast normalization layer's arguments before any input is seen; returns
   ``spatial_axes`` as a tuple of ints (or ``None``). Axis ranges wait for the input's rank."""
   _check_size(size)
+  if dtype is not None:
+    _check_dtype(dtype, "dtype must be None or")
   if sigma is not None:
     _positive_number(sigma, "sigma", allow_zero=False)
   _positive_number(eps, "eps", allow_zero=True)
   _check_axis(channel_axis, "channel_axis")
   return _check_spatial_axes(spatial_axes)
+
+
+def layer_call(layer, x):
+  """What every LocalContrastNorm layer returns: ``x`` cast to ``layer.dtype`` (unless it is
+  None), normalized with the layer's settings."""
+  if layer.dtype is not None:
+    x = jnp.asarray(x, layer.dtype)
+  return local_contrast_norm(
+    x,
+    layer.size,
+    sigma=layer.sigma,
+    channel_axis=layer.channel_axis,
+    spatial_axes=layer.spatial_axes,
+    eps=layer.eps,
+  )
 
 
 def _normalize(x, size, sigma, channel_axis, spatial_axes, eps, *, subtract, divide, what):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 import operator
@@ -9,11 +10,12 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jax_lrn._power import divide_by_power
+from jax_lrn._power import divide_by_power, log_where_regular
 from jax_lrn._window import (
   EVEN_PLACEMENTS,
   IMPLEMENTATIONS,
@@ -109,9 +111,11 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
   # stays representable as long as the true value is. The division stays the last operation:
   # XLA keeps a division's result stored rather than recomputing it at each shifted read of the
   # window sum below, which a select after it would undo. (Where s_i = 0 with k = 0, t_i is
-  # 0 / 0; for beta > 0 so is y_i, and the cotangents are nan there as in every framework;
-  # beta = 0 is handled above and by _unless_beta_is_zero.)
-  t = g * y / s
+  # 0 / 0; for beta > 0 so is y_i, and the cotangents are nan there as in every framework. A
+  # static beta = 0 returns above; for a traced beta, y_i = 0 there when beta = 0, and s_i is
+  # replaced by 1 so that t_i = 0: every term scaled by beta then vanishes, and its derivatives
+  # in beta, which a select on beta == 0 would lose, stay right.)
+  t = g * y / (s if cfg.static_beta is not None else jnp.where(s == 0, 1.0, s))
   dx = dalpha = dbeta = dk = None
   if want_x:
     # dx_j = g_j s_j^-beta - 2 (alpha/n) beta x_j sum_{i: j in W(i)} t_i  (mirrored window).
@@ -125,26 +129,17 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
     s = _denominator(partial_sq, alpha, k, cfg)[0]
     cross = window_sum(t, cfg, transpose=True)
     cross_term = (2.0 * beta * alpha / cfg.count) * u * cross
-    dx = divide_by_power(g, s, beta, cfg.static_beta) - _unless_beta_is_zero(beta, cfg, cross_term)
+    dx = divide_by_power(g, s, beta, cfg.static_beta) - cross_term
     dx = dx.astype(x.dtype)
   if want_alpha:
-    dalpha = _unless_beta_is_zero(beta, cfg, -(beta / cfg.count) * jnp.sum(t * window_sq))
+    dalpha = -(beta / cfg.count) * jnp.sum(t * window_sq)
   if want_k:
-    dk = _unless_beta_is_zero(beta, cfg, -beta * jnp.sum(t))
+    dk = -beta * jnp.sum(t)
   if want_beta:
-    # d y_i / d beta = -y_i log s_i; zero where y_i is (x_i = 0 leaves y_i = 0 for every beta,
-    # also where s_i = 0).
-    dbeta = -jnp.sum(jnp.where(y == 0, 0.0, g * y * jnp.log(s)))
+    # d y_i / d beta = -y_i log s_i. Where s_i is 0 or inf, y_i is 0 (x_i = 0, or x_i / inf)
+    # or nan, and the log is taken as 0 (a finite value with finite derivatives).
+    dbeta = -jnp.sum(g * y * log_where_regular(s))
   return dx, dalpha, dbeta, dk
-
-
-def _unless_beta_is_zero(beta, cfg: WindowConfig, term):
-  """``term``, or 0 where a traced ``beta`` is 0: every term scaled by ``beta`` vanishes then,
-  also where ``k = 0`` leaves a window all zeros and ``t`` is ``0 / 0``. (A static ``beta = 0``
-  never gets here.)"""
-  if cfg.static_beta is not None:
-    return term
-  return jnp.where(beta == 0, jnp.zeros_like(term), term)
 
 
 _lrn_core.defvjp(_lrn_core_fwd, _lrn_core_bwd, symbolic_zeros=True)
@@ -156,6 +151,26 @@ _lrn_core.defvjp(_lrn_core_fwd, _lrn_core_bwd, symbolic_zeros=True)
 
 #: The dtypes :func:`lrn` accepts for ``x`` (and the Flax layers for ``param_dtype``).
 SUPPORTED_DTYPES = tuple(np.dtype(d) for d in (jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64))
+
+
+def _as_array(x) -> jax.Array:
+  """``x`` as a JAX array (NumPy float64 becomes float32 here, silently, when x64 is off, as in
+  jax.nn functions), or a TypeError naming ``x`` for what is not an array of numbers."""
+  if isinstance(x, jax.Array):
+    return x
+  if isinstance(x, np.ndarray) and x.dtype == object:
+    problem = "a NumPy array of dtype object"
+  elif x is None or isinstance(x, (str, bytes)):
+    problem = f"{_shown(x)} of type {type(x).__name__}"
+  else:
+    try:
+      return jnp.asarray(x)
+    except (TypeError, ValueError):
+      problem = f"{_shown(x)} of type {type(x).__name__}"
+  raise TypeError(
+    f"x must be a floating array of dtype float16, bfloat16, float32 or float64 (or something "
+    f"jnp.asarray turns into one), got {problem}."
+  )
 
 
 def _check_dtype(dtype, message: str) -> np.dtype:
@@ -171,6 +186,28 @@ def _check_dtype(dtype, message: str) -> np.dtype:
   return canonical
 
 
+def _shown(value) -> str:
+  """``repr(value)``, shortened: a Python int of more than 20 digits in scientific notation,
+  anything else longer than 80 characters cut in the middle."""
+  if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+    return format(decimal.Decimal(value), ".3e")
+  text = repr(value)
+  return text if len(text) <= 80 else f"{text[:40]}...{text[-20:]}"
+
+
+def _refuse_traced(value, name: str) -> None:
+  """A TypeError if ``value`` is traced: ``name`` sets the program's shapes, so it must be known
+  at trace time."""
+  if isinstance(value, jax.core.Tracer):
+    kind = "a sequence of Python ints" if name == "spatial_axes" else "a Python int"
+    raise TypeError(
+      f"{name} must be static ({kind}), got a traced value "
+      f"{value.aval}: it sets the shape of the window, which must be known when the program is "
+      f"traced. Under jax.jit, mark it static, e.g. jax.jit(f, static_argnames='{name}') "
+      f"(or pass it through functools.partial){' as a tuple' if name == 'spatial_axes' else ''}."
+    )
+
+
 def _as_axis(value) -> int | None:
   """``value`` as a Python int if it is an integer (a Python or NumPy int, not a bool)."""
   if isinstance(value, (bool, np.bool_)):
@@ -183,25 +220,31 @@ def _as_axis(value) -> int | None:
 
 def _check_axis(axis, name: str) -> int:
   """An axis as a Python int (range unchecked: that needs the input's rank)."""
+  _refuse_traced(axis, name)
   index = _as_axis(axis)
   if index is None:
-    raise TypeError(f"{name} must be an int, got {axis!r}.")
+    raise TypeError(f"{name} must be an int, got {_shown(axis)}.")
   return index
 
 
 def _check_spatial_axes(spatial_axes) -> tuple[int, ...] | None:
-  """``spatial_axes`` (None, an int, a sequence or a 1-D NumPy array of ints) as a tuple of
-  Python ints, or None (ranges unchecked: that needs the input's rank)."""
+  """``spatial_axes`` (None, an int, a sequence, or a 0-D or 1-D NumPy or JAX array of ints) as
+  a tuple of Python ints, or None (ranges unchecked: that needs the input's rank)."""
   if spatial_axes is None:
     return None
+  _refuse_traced(spatial_axes, "spatial_axes")
+  if isinstance(spatial_axes, jax.Array):
+    spatial_axes = np.asarray(spatial_axes)
   axes = spatial_axes.tolist() if isinstance(spatial_axes, np.ndarray) else spatial_axes
   if not isinstance(axes, Sequence):
     axes = [axes]
+  for a in [] if isinstance(axes, str) else axes:
+    _refuse_traced(a, "spatial_axes")
   indices = [] if isinstance(axes, str) else [_as_axis(a) for a in axes]
   checked = tuple(index for index in indices if index is not None)
   if isinstance(axes, str) or len(checked) != len(indices):
     raise TypeError(
-      f"spatial_axes must be an int, a sequence of ints or None, got {spatial_axes!r}."
+      f"spatial_axes must be an int, a sequence of ints or None, got {_shown(spatial_axes)}."
     )
   return checked
 
@@ -217,32 +260,20 @@ def _canonical_axis(axis, ndim: int, name: str) -> int:
 
 
 def _check_size(size) -> int:
+  _refuse_traced(size, "size")
   if isinstance(size, (bool, np.bool_)) or not isinstance(size, numbers.Integral):
-    raise TypeError(f"size must be a positive int, got {size!r} of type {type(size).__name__}.")
+    raise TypeError(
+      f"size must be a positive int, got {_shown(size)} of type {type(size).__name__}."
+    )
   if size < 1:
-    raise ValueError(f"size must be a positive int, got {size}.")
+    raise ValueError(f"size must be a positive int, got {_shown(size)}.")
   return int(size)
 
 
 def _spatial_axes(spatial_axes, ndim: int, channel_axis: int) -> tuple[int, ...]:
   spatial_axes = _check_spatial_axes(spatial_axes)
   if spatial_axes is None:
-    axes = tuple(a for a in range(1, ndim) if a != channel_axis)
-    if not axes:
-      raise ValueError(
-        f"mode='within_channel' needs at least one spatial axis, but an input of rank {ndim} "
-        f"with channel_axis={channel_axis} has none besides the batch axis 0; pass spatial_axes "
-        "explicitly (for example for unbatched or vmapped inputs)."
-      )
-    if ndim == 3:
-      unbatched = tuple(a for a in range(ndim) if a != channel_axis)
-      raise ValueError(
-        f"mode='within_channel' with spatial_axes=None is ambiguous for an input of rank 3 "
-        f"(channel_axis={channel_axis}): a batch of 1-D signals (spatial_axes={axes}) or one "
-        f"unbatched image, e.g. inside vmap (spatial_axes={unbatched}); pass spatial_axes "
-        "explicitly. The default (every axis but 0 and channel_axis) applies to ranks >= 4."
-      )
-    return axes
+    return _default_spatial_axes(ndim, channel_axis)
   if len(spatial_axes) == 0:
     raise ValueError(
       "spatial_axes=() is empty; mode='within_channel' needs at least one spatial axis."
@@ -259,6 +290,39 @@ def _spatial_axes(spatial_axes, ndim: int, channel_axis: int) -> tuple[int, ...]
       "within_channel window runs inside each channel, so the channel axis cannot be spatial."
     )
   return tuple(sorted(axes))
+
+
+def _default_spatial_axes(ndim: int, channel_axis: int) -> tuple[int, ...]:
+  """The within-channel window's axes for ``spatial_axes=None``: every axis but the batch axis 0
+  and ``channel_axis``. One rule at every rank: it applies where the batch axis can be told
+  apart, that is for rank >= 4 with ``channel_axis != 0``; anything else asks for
+  ``spatial_axes``."""
+  axes = tuple(a for a in range(1, ndim) if a != channel_axis)
+  rule = (
+    "spatial_axes=None means every axis but the batch axis 0 and channel_axis, for inputs of "
+    "rank >= 4 whose channel_axis is not 0; pass spatial_axes explicitly"
+  )
+  if channel_axis == 0:
+    raise ValueError(
+      f"mode='within_channel' with spatial_axes=None cannot tell the batch axis apart for an "
+      f"input of rank {ndim} with channel_axis=0: axis 0 holds the channels, so the batch axis, "
+      f"if there is one, could be any of the others. {rule}, e.g. "
+      f"spatial_axes={tuple(range(1, ndim))} for an unbatched input."
+    )
+  if ndim == 3:
+    unbatched = tuple(a for a in range(ndim) if a != channel_axis)
+    raise ValueError(
+      f"mode='within_channel' with spatial_axes=None is ambiguous for an input of rank 3 "
+      f"(channel_axis={channel_axis}): a batch of 1-D signals (spatial_axes={axes}) or one "
+      f"unbatched image, e.g. inside vmap (spatial_axes={unbatched}). {rule}."
+    )
+  if ndim < 3:
+    raise ValueError(
+      f"mode='within_channel' with spatial_axes=None needs at least one spatial axis, but an "
+      f"input of rank {ndim} with channel_axis={channel_axis} has none besides the batch axis "
+      f"0 (an unbatched or vmapped input has no batch axis). {rule}."
+    )
+  return axes
 
 
 def _is_real_dtype(dtype) -> bool:
@@ -290,7 +354,7 @@ def _check_param(value, name: str, *, nonnegative: bool) -> tuple[Any, float | N
     return value, None
   if not _is_real_scalar_type(value):
     raise TypeError(
-      f"{name} must be a real number or a scalar array, got {value!r} of type "
+      f"{name} must be a real number or a scalar array, got {_shown(value)} of type "
       f"{type(value).__name__}."
     )
   try:
@@ -298,10 +362,39 @@ def _check_param(value, name: str, *, nonnegative: bool) -> tuple[Any, float | N
   except OverflowError:  # a Python int beyond float's range
     static = math.inf if value > 0 else -math.inf
   if not math.isfinite(static):
-    raise ValueError(f"{name} must be finite, got {value}.")
+    raise ValueError(f"{name} must be finite, got {_shown(value)}.")
   if nonnegative and static < 0:
-    raise ValueError(f"{name} must be >= 0, got {value}.")
+    raise ValueError(f"{name} must be >= 0, got {_shown(value)}.")
   return value, static
+
+
+def _check_representable(name: str, value, static: float | None, dtype: np.dtype) -> None:
+  """A ValueError if the number ``value`` (``static``: its float, None for an array) changes
+  meaning when rounded to the compute dtype of input ``dtype``: beyond its largest finite
+  value (it would become inf), or, for ``alpha`` and ``k``, nonzero below its smallest normal
+  number (it would become 0 or a subnormal that the hardware may flush to 0; k = 0 turns an
+  all-zero window's output into nan, alpha = 0 drops the sum of squares)."""
+  if static is None or static == 0:
+    return
+  compute = _compute_dtype(dtype)
+  largest, tiny = float(np.finfo(compute).max), float(np.finfo(compute).tiny)
+  magnitude = abs(static)
+  too_small = name != "beta" and magnitude < tiny
+  if magnitude <= largest and not too_small:
+    return
+  bounds = (
+    f"|{name}| <= {largest:.4g}"
+    if name == "beta"
+    else f"{name} = 0 or {tiny:.4g} <= {name} <= {largest:.4g}"
+  )
+  rounded = "0 (or a subnormal number, which may be flushed to 0)" if too_small else "inf"
+  raise ValueError(
+    f"{name}={_shown(value)} is outside the range of {compute.name}, the dtype lrn computes in "
+    f"for {dtype.name} input: it would round to {rounded}. Pass "
+    f"{bounds}"
+    + ("" if compute == np.float64 else ", or float64 input (with jax_enable_x64)")
+    + "."
+  )
 
 
 def _window_count(size: int, axes: int) -> float:
@@ -351,11 +444,14 @@ def window_config(
         f"spatial axis), got rank {ndim}."
       )
     axes = _spatial_axes(spatial_axes, ndim, channel_axis)
-  if implementation is not None and implementation not in IMPLEMENTATIONS:
+  if implementation is not None and (
+    not isinstance(implementation, str) or implementation.lower() not in IMPLEMENTATIONS
+  ):
     raise ValueError(
       f"implementation must be None (the platform's choice) or one of {IMPLEMENTATIONS}, got "
-      f"{implementation!r}."
+      f"{_shown(implementation)}."
     )
+  implementation = None if implementation is None else implementation.lower()
   lo, hi = window_extent(size, even_placement)
   return WindowConfig(
     axes=axes,
@@ -442,12 +538,23 @@ def lrn(
       NumPy) or a real scalar array.
     beta: exponent; a finite real number or a real scalar array.
     k: additive constant; a real number ``>= 0`` or a real scalar array.
+
+      Numbers are checked: ``alpha``, ``k`` must be 0 or within the normal range of the dtype
+      ``lrn`` computes in (float32, or float64 for float64 input: 1.2e-38 to 3.4e38 in
+      float32), ``|beta|`` at most its largest value; beyond it they would round to 0 or inf.
+      Traced values cannot be checked: a negative ``alpha`` or ``k`` then gives ``nan``
+      silently (``jax.experimental.checkify`` can check them at run time; see the numerics
+      page of the docs).
     mode: ``"across_channels"`` or ``"within_channel"`` (case-insensitive).
-    channel_axis: the channel axis, an int (negative values count from the end).
-    spatial_axes: ``within_channel`` only: the axes of the spatial window (an int, a sequence
-      or a 1-D NumPy array of ints). ``None`` means every axis except axis 0 (the batch) and
-      ``channel_axis``, for inputs of rank ``>= 4``. A rank-3 input must name its spatial axes
-      (a batch of 1-D signals and one unbatched image look alike), as must unbatched or
+    channel_axis: the channel axis, an int (negative values count from the end). ``size``,
+      ``channel_axis`` and ``spatial_axes`` set shapes, so they must be static: under
+      ``jax.jit`` pass them through ``static_argnames`` or ``functools.partial``.
+    spatial_axes: ``within_channel`` only: the axes of the spatial window (an int, a sequence,
+      or a 1-D NumPy or concrete JAX array of ints; static, like ``size``). ``None`` means every
+      axis except axis 0 (the batch) and ``channel_axis``, where the batch axis can be told
+      apart: for inputs of rank ``>= 4`` whose ``channel_axis`` is not 0. Every other input must
+      name its spatial axes: a rank-3 input (a batch of 1-D signals and one unbatched image
+      look alike), a rank-2 one, one with the channels on axis 0, and unbatched or
       ``vmap``-ped inputs.
     even_placement: where the larger half of an even-size window goes: ``"before"`` (PyTorch)
       or ``"after"`` (ONNX, cuDNN), case-insensitive. No effect for odd sizes.
@@ -455,20 +562,21 @@ def lrn(
       ``None`` (default) picks per platform (``"shifted"`` on CPU, ``"reduce_window"`` on GPU
       and TPU; also inside a program exported for several platforms); ``"shifted"`` adds shifted
       copies, which XLA fuses with the elementwise work; ``"reduce_window"`` uses
-      ``lax.reduce_window``. Both give the same values to rounding. The other axes of a
-      within-channel window, and windows longer than 16 along an axis, always use
-      ``reduce_window``.
+      ``lax.reduce_window``; case-insensitive. Both give the same values to rounding. The
+      other axes of a within-channel window, and windows longer than 16 along an axis, always
+      use ``reduce_window``.
 
   Returns:
     Array of the same shape and dtype as ``x``.
 
   Raises:
-    TypeError: ``x`` is not float16, bfloat16, float32 or float64; ``size`` or an axis is not
-      an int (bools are refused); a parameter is not a real number or a real scalar array.
+    TypeError: ``x`` is not (convertible to) a float16, bfloat16, float32 or float64 array;
+      ``size`` or an axis is not an int (bools are refused) or is traced; a parameter is not a
+      real number or a real scalar array.
     ValueError: ``size < 1``, unknown ``mode``, ``even_placement`` or ``implementation``, an
-      axis out of range, bad ``spatial_axes`` (also ``None`` for a rank-3 ``within_channel``
-      input), too few dimensions for the mode, a non-finite ``alpha``/``beta``/``k`` or a
-      negative ``alpha``/``k`` given as a number.
+      axis out of range, bad ``spatial_axes`` (also ``None`` where the batch axis cannot be
+      told apart), too few dimensions for the mode, a non-finite ``alpha``/``beta``/``k``, a
+      negative ``alpha``/``k``, or one beyond the compute dtype's range, given as a number.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -479,13 +587,17 @@ def lrn(
     >>> lrn(jnp.ones((2, 8, 8, 3), jnp.float32), size=3, mode="within_channel").shape
     (2, 8, 8, 3)
   """
-  if not isinstance(x, jax.Array):
-    # NumPy float64 becomes float32 here, silently, when x64 is off (as in jax.nn functions).
-    x = jnp.asarray(x)
+  x = _as_array(x)
   dtype = _check_dtype(x.dtype, "x must be a floating array of dtype")
-  alpha, _ = _check_param(alpha, "alpha", nonnegative=True)
+  alpha, static_alpha = _check_param(alpha, "alpha", nonnegative=True)
   beta, static_beta = _check_param(beta, "beta", nonnegative=False)
-  k, _ = _check_param(k, "k", nonnegative=True)
+  k, static_k = _check_param(k, "k", nonnegative=True)
+  for name, value, static in (
+    ("alpha", alpha, static_alpha),
+    ("beta", beta, static_beta),
+    ("k", k, static_k),
+  ):
+    _check_representable(name, value, static, dtype)
   cfg = window_config(
     jnp.ndim(x),
     size,

@@ -25,6 +25,14 @@ def has_fast_path(static_beta: float | None) -> bool:
   return quarters == int(quarters) and 0 <= quarters <= _MAX_QUARTERS
 
 
+def log_where_regular(s, regular=None):
+  """``log(s)`` where ``0 < s < inf`` (``regular``, computed if not given), else 0: finite, and
+  with finite derivatives, everywhere."""
+  if regular is None:
+    regular = (s > 0) & (s < jnp.inf)
+  return jnp.log(jnp.where(regular, s, 1.0))
+
+
 def divide_by_power(v, s, beta, static_beta: float | None):
   """Returns ``v / s ** beta`` for ``s >= 0`` (``s ** 0 == 1`` for every ``s``, as in IEEE
   ``pow``).
@@ -36,9 +44,18 @@ def divide_by_power(v, s, beta, static_beta: float | None):
     static_beta: ``beta`` as a Python float when it is known at trace time, else ``None``.
   """
   if static_beta is None:
-    # beta == 0 gives 1 also for s = 0 and s = inf, where exp(0 * log(s)) would give nan: the
-    # same definition as the static path.
-    return v / jnp.where(beta == 0, 1.0, jnp.exp(beta * jnp.log(s))).astype(s.dtype)
+    # Where 0 < s < inf: exp(beta log s), a smooth function of s and beta, so that derivatives
+    # of every order are right (also at beta = 0). Elsewhere the power is a constant, the limit
+    # exp(beta log s) has there: 1 for beta == 0 (where exp(0 * log(s)) would give nan: the same
+    # definition as the static path); 0 or inf at s = 0 or inf by the sign of beta; nan for a
+    # nan or negative s. Its derivatives there are infinite or undefined: as constants they
+    # cannot turn the derivatives of the other elements into nan (a select passes a zero
+    # cotangent to the branch it did not take, and 0 * inf would be nan). No second exp or log.
+    regular = (s > 0) & (s < jnp.inf)
+    power = jnp.exp(beta * log_where_regular(s, regular))
+    limit = jnp.where((s == 0) == (beta > 0), 0.0, jnp.inf)
+    edge = jnp.where(beta == 0, 1.0, jnp.where(s >= 0, limit, jnp.nan))
+    return v / jnp.where(regular, power, edge).astype(s.dtype)
   if not has_fast_path(static_beta):
     return v / jnp.exp(static_beta * jnp.log(s))
   quarters = int(static_beta * 4.0)

@@ -36,6 +36,7 @@ import functools
 from collections.abc import Callable
 
 import jax
+import jax.core
 import numpy as np
 from jax import lax
 from jax.sharding import AxisType
@@ -98,16 +99,28 @@ def _explicit_mesh_axes(v, axis: int) -> tuple[str, ...]:
   )
 
 
-def _clipped(pad: tuple[int, int], extent) -> tuple[int, int]:
+def _clipped(pad: tuple[int, int], extent) -> tuple:
   """The window's reach ``(before, after)`` clipped to an axis of ``extent`` elements.
 
   Elements more than ``extent - 1`` away lie outside the array (zeros), so a longer reach sums
-  the same values. Symbolic extents (``jax.export``) cannot be compared: no clipping.
+  the same values. A symbolic extent (``jax.export``) gives a symbolic reach
+  ``min(pad, extent - 1)`` (a ``reduce_window`` with a window size known only when the program
+  runs), so that the work is bounded by the axis there too; windows short enough for the shifted
+  form keep their static reach.
   """
-  if not isinstance(extent, int):
+  if isinstance(extent, int):
+    reach = max(extent - 1, 0)
+    return min(pad[0], reach), min(pad[1], reach)
+  if _fits_shifted(pad):
     return pad
-  reach = max(extent - 1, 0)
-  return min(pad[0], reach), min(pad[1], reach)
+  reach = jax.core.max_dim(extent - 1, 0)
+  return jax.core.min_dim(pad[0], reach), jax.core.min_dim(pad[1], reach)
+
+
+def _fits_shifted(pad: tuple) -> bool:
+  """Whether a window of reach ``pad`` is short enough for the shifted form (a symbolic reach
+  is not: it can be as long as its axis)."""
+  return all(isinstance(p, int) for p in pad) and pad[0] + pad[1] + 1 <= SHIFTED_MAX_SIZE
 
 
 def reduce_window_sum_along(v, axis: int, pad: tuple[int, int]):
@@ -148,7 +161,7 @@ def _platform_sum_along(v, axis: int, pad: tuple[int, int]):
 
 def _sum_along(v, axis: int, pad: tuple[int, int], implementation: str | None):
   pad = _clipped(pad, v.shape[axis])
-  if implementation == "reduce_window" or pad[0] + pad[1] + 1 > SHIFTED_MAX_SIZE:
+  if implementation == "reduce_window" or not _fits_shifted(pad):
     chosen = reduce_window_sum_along
   elif implementation == "shifted":
     chosen = shifted_sum_along

@@ -6,14 +6,23 @@ This is the only module of jax_lrn that imports Equinox (``pip install 'jax-lrn[
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jax_lrn._contrast import DEFAULT_EPS, check_layer_arguments, local_contrast_norm
-from jax_lrn._layer import LEARNABLE, check_hyperparameters, constrain, initial_raw, normalize
-from jax_lrn._lrn import EvenPlacement, Mode
+from jax_lrn._contrast import DEFAULT_EPS, check_layer_arguments, layer_call
+from jax_lrn._layer import (
+  LEARNABLE,
+  Learnable,
+  check_hyperparameters,
+  constrain,
+  initial_raw,
+  layer_repr,
+  normalize,
+)
+from jax_lrn._lrn import EvenPlacement, Implementation, Mode
 
 
 class LocalResponseNorm(eqx.Module):
@@ -31,11 +40,14 @@ class LocalResponseNorm(eqx.Module):
 
   The hyperparameters are static fields, so by default the layer has no array leaves
   (``eqx.filter(layer, eqx.is_array)`` holds nothing to train). With ``learnable=True`` it holds
-  three scalar arrays ``raw_alpha``, ``raw_beta``, ``raw_k`` (``None`` otherwise), which
-  ``eqx.filter_grad`` and optax reach like any other parameter; the values used are
-  ``softplus(raw)`` (always ``> 0``), and the raw parameters are initialised to
-  ``softplus^{-1}`` of the given values, so a fresh layer computes exactly what the fixed one
-  does. Gradients reach them through the ``custom_vjp`` of :func:`jax_lrn.lrn`.
+  three scalar arrays ``raw_alpha``, ``raw_beta``, ``raw_k`` (with a sequence of names,
+  ``learnable=("beta",)``, only those; ``None`` for the others), which ``eqx.filter_grad`` and
+  optax reach like any other parameter; the values used are ``softplus(raw)`` (always
+  ``> 0``), and the raw parameters are initialised to ``softplus^{-1}`` of the given values, so
+  a fresh layer computes exactly what the fixed one does. Gradients reach them through the
+  ``custom_vjp`` of :func:`jax_lrn.lrn`. ``layer.alpha``, ``layer.beta``, ``layer.k`` are the
+  values in use, as in the NNX layer: the given Python floats for fixed ones, ``softplus`` of
+  the raw parameter (a scalar array, the trained value after training) for learned ones.
 
   The layer works under ``eqx.filter_jit`` and ``eqx.filter_vmap`` (pass ``spatial_axes`` for
   unbatched within-channel inputs, as with ``jax.vmap``).
@@ -47,10 +59,17 @@ class LocalResponseNorm(eqx.Module):
     k: additive constant; ``>= 0`` (``> 0`` if learnable).
     mode: ``"across_channels"`` or ``"within_channel"``.
     channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW).
-    spatial_axes: ``within_channel`` only; ``None`` = every axis but 0 and ``channel_axis``.
+    spatial_axes: ``within_channel`` only; ``None`` = every axis but 0 and ``channel_axis``,
+      for inputs of rank ``>= 4`` with ``channel_axis != 0`` (others must name their axes).
     even_placement: ``"before"`` (PyTorch) or ``"after"`` (ONNX, cuDNN) for even sizes.
-    learnable: train ``alpha``, ``beta`` and ``k``.
+    implementation: ``None`` (the platform's choice), ``"shifted"`` or ``"reduce_window"``, as
+      for :func:`jax_lrn.lrn`.
+    learnable: ``True`` to train ``alpha``, ``beta`` and ``k``; a name or a sequence of names
+      (e.g. ``("beta",)``) to train only those; ``False`` (default) for none.
     param_dtype: dtype of the raw parameters when learnable.
+    dtype: the dtype of the computation and the output: ``x`` is cast to it first; ``None``
+      (default) keeps ``x``'s dtype.
+    rngs: accepted and ignored, as by the NNX layer (the signatures are the same).
 
   Raises:
     TypeError, ValueError: at construction for a bad size, mode, placement, value or type; at
@@ -71,17 +90,20 @@ class LocalResponseNorm(eqx.Module):
     >>> grads = eqx.filter_grad(lambda m, x: m(x).sum())(learned, jnp.ones((2, 8, 8, 16)))
     >>> [name for name in ("raw_alpha", "raw_beta", "raw_k") if getattr(grads, name) is not None]
     ['raw_alpha', 'raw_beta', 'raw_k']
+    >>> LocalResponseNorm(size=3, learnable=("beta",), beta=0.5)
+    LocalResponseNorm(size=3, alpha=0.0001, beta=0.5, k=1.0, learnable=('beta',))
   """
 
   size: int = eqx.field(static=True)
-  alpha: float | None = eqx.field(static=True)
-  beta: float | None = eqx.field(static=True)
-  k: float | None = eqx.field(static=True)
   mode: Mode = eqx.field(static=True)
   channel_axis: int = eqx.field(static=True)
   spatial_axes: tuple[int, ...] | None = eqx.field(static=True)
   even_placement: EvenPlacement = eqx.field(static=True)
-  learnable: bool = eqx.field(static=True)
+  implementation: Implementation | None = eqx.field(static=True)
+  dtype: Any = eqx.field(static=True)
+  param_dtype: Any = eqx.field(static=True)
+  learnable: tuple[str, ...] = eqx.field(static=True)
+  fixed: tuple[float | None, float | None, float | None] = eqx.field(static=True)
   raw_alpha: jax.Array | None
   raw_beta: jax.Array | None
   raw_k: jax.Array | None
@@ -97,10 +119,14 @@ class LocalResponseNorm(eqx.Module):
     channel_axis: int = -1,
     spatial_axes: Sequence[int] | None = None,
     even_placement: EvenPlacement = "before",
-    learnable: bool = False,
+    implementation: Implementation | None = None,
+    learnable: Learnable = False,
     param_dtype: jnp.dtype = jnp.float32,
+    dtype: jnp.dtype | None = None,
+    rngs: Any = None,
   ):
-    self.spatial_axes = check_hyperparameters(
+    del rngs
+    self.spatial_axes, learned = check_hyperparameters(
       size,
       alpha,
       beta,
@@ -109,27 +135,53 @@ class LocalResponseNorm(eqx.Module):
       channel_axis=channel_axis,
       spatial_axes=spatial_axes,
       even_placement=even_placement,
+      implementation=implementation,
       learnable=learnable,
       param_dtype=param_dtype,
+      dtype=dtype,
     )
     self.size = int(size)
-    # A learnable layer keeps no copy of the initial values (it would go stale in training):
-    # its current values are values(), read from the raw parameters.
-    fixed = not learnable
-    self.alpha, self.beta, self.k = (float(v) if fixed else None for v in (alpha, beta, k))
     self.mode = mode
     self.channel_axis = int(channel_axis)
     self.even_placement = even_placement
-    self.learnable = bool(learnable)
+    self.implementation = implementation
+    self.dtype = dtype
+    self.param_dtype = param_dtype
+    self.learnable = learned
+    # A learned hyperparameter keeps no copy of its initial value (it would go stale in
+    # training): it is read from its raw parameter. `fixed` holds the others (None if learned).
+    given = (alpha, beta, k)
+    fixed = [None if n in learned else float(v) for n, v in zip(LEARNABLE, given)]
+    self.fixed = (fixed[0], fixed[1], fixed[2])
     self.raw_alpha, self.raw_beta, self.raw_k = (
-      initial_raw(value, param_dtype) if self.learnable else None for value in (alpha, beta, k)
+      initial_raw(v, param_dtype) if n in learned else None for n, v in zip(LEARNABLE, given)
     )
 
+  def _value(self, index: int) -> float | jax.Array:
+    raw = (self.raw_alpha, self.raw_beta, self.raw_k)[index]
+    return constrain(raw) if raw is not None else cast(float, self.fixed[index])
+
+  @property
+  def alpha(self) -> float | jax.Array:
+    """``alpha`` in use: the given float, or ``softplus(raw_alpha)`` if learned."""
+    return self._value(0)
+
+  @property
+  def beta(self) -> float | jax.Array:
+    """``beta`` in use: the given float, or ``softplus(raw_beta)`` if learned."""
+    return self._value(1)
+
+  @property
+  def k(self) -> float | jax.Array:
+    """``k`` in use: the given float, or ``softplus(raw_k)`` if learned."""
+    return self._value(2)
+
   def values(self) -> dict[str, float | jax.Array]:
-    """The ``alpha``, ``beta``, ``k`` the layer uses now (arrays when learnable)."""
-    if not self.learnable:
-      return {name: getattr(self, name) for name in LEARNABLE}
-    return {name: constrain(getattr(self, f"raw_{name}")) for name in LEARNABLE}
+    """The ``alpha``, ``beta``, ``k`` the layer uses now (arrays for the learned ones)."""
+    return {name: self._value(i) for i, name in enumerate(LEARNABLE)}
+
+  def __repr__(self) -> str:
+    return layer_repr(self)
 
   def __call__(self, x: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
     """Normalizes ``x``; returns an array of its shape and dtype.
@@ -146,6 +198,8 @@ class LocalResponseNorm(eqx.Module):
       channel_axis=self.channel_axis,
       spatial_axes=self.spatial_axes,
       even_placement=self.even_placement,
+      implementation=self.implementation,
+      dtype=self.dtype,
     )
 
 
@@ -170,6 +224,9 @@ class LocalContrastNorm(eqx.Module):
       unbatched inputs (the Equinox habit, with ``jax.vmap`` over the batch) name them, e.g.
       ``spatial_axes=(1, 2)`` for ``(C, H, W)``.
     eps: floor of the divisor.
+    dtype: the dtype of the computation and the output: ``x`` is cast to it first; ``None``
+      (default) keeps ``x``'s dtype.
+    rngs: accepted and ignored, as by the NNX layer.
 
   Raises:
     TypeError, ValueError: at construction for a bad size, sigma, eps or axis type; at the
@@ -188,6 +245,7 @@ class LocalContrastNorm(eqx.Module):
   channel_axis: int = eqx.field(static=True)
   spatial_axes: tuple[int, ...] | None = eqx.field(static=True)
   eps: float = eqx.field(static=True)
+  dtype: Any = eqx.field(static=True)
 
   def __init__(
     self,
@@ -197,8 +255,12 @@ class LocalContrastNorm(eqx.Module):
     channel_axis: int = -1,
     spatial_axes: Sequence[int] | None = None,
     eps: float = DEFAULT_EPS,
+    dtype: jnp.dtype | None = None,
+    rngs: Any = None,
   ):
-    self.spatial_axes = check_layer_arguments(size, sigma, channel_axis, spatial_axes, eps)
+    del rngs
+    self.spatial_axes = check_layer_arguments(size, sigma, channel_axis, spatial_axes, eps, dtype)
+    self.dtype = dtype
     self.size = int(size)
     self.sigma = None if sigma is None else float(sigma)
     self.channel_axis = int(channel_axis)
@@ -208,11 +270,4 @@ class LocalContrastNorm(eqx.Module):
     """Normalizes ``x``; returns an array of its shape and dtype (``key`` is unused, accepted
     for ``eqx.nn.Sequential``)."""
     del key
-    return local_contrast_norm(
-      x,
-      self.size,
-      sigma=self.sigma,
-      channel_axis=self.channel_axis,
-      spatial_axes=self.spatial_axes,
-      eps=self.eps,
-    )
+    return layer_call(self, x)

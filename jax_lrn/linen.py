@@ -9,9 +9,16 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jax_lrn._contrast import DEFAULT_EPS, check_layer_arguments, local_contrast_norm
-from jax_lrn._layer import LEARNABLE, check_hyperparameters, constrain, initial_raw, normalize
-from jax_lrn._lrn import EvenPlacement, Mode
+from jax_lrn._contrast import DEFAULT_EPS, check_layer_arguments, layer_call
+from jax_lrn._layer import (
+  Learnable,
+  check_hyperparameters,
+  constrain,
+  initial_raw,
+  learned_names,
+  normalize,
+)
+from jax_lrn._lrn import EvenPlacement, Implementation, Mode
 
 
 class LocalResponseNorm(nn.Module):
@@ -27,10 +34,12 @@ class LocalResponseNorm(nn.Module):
   AlexNet paper's ``alpha=1e-4`` (not divided) pass ``alpha=5e-4`` with ``size=5``.
 
   By default ``init`` returns no parameters. With ``learnable=True`` the module has three
-  scalar params ``raw_alpha``, ``raw_beta``, ``raw_k``; the values used are ``softplus(raw)``
-  (always ``> 0``), and the raw params are initialised to ``softplus^{-1}`` of the given values,
-  so a fresh module computes exactly what the fixed one does. Gradients reach them through the
-  ``custom_vjp`` of :func:`jax_lrn.lrn`. :meth:`values` reads the current values from params.
+  scalar params ``raw_alpha``, ``raw_beta``, ``raw_k``; with a sequence of names
+  (``learnable=("beta",)``) only those, the others stay the fixed fields. The values used are
+  ``softplus(raw)`` (always ``> 0``), and the raw params are initialised to ``softplus^{-1}`` of
+  the given values, so a fresh module computes exactly what the fixed one does. Gradients reach
+  them through the ``custom_vjp`` of :func:`jax_lrn.lrn`. :meth:`values` reads the current
+  values of the learned ones from params (the fields hold the initial values).
   A 16-bit ``param_dtype`` rounds the raw params and so moves the initial values, as described
   for :class:`jax_lrn.nnx.LocalResponseNorm` (bfloat16: ``alpha=1e-4`` starts at ``1.025e-4``).
 
@@ -41,10 +50,16 @@ class LocalResponseNorm(nn.Module):
     k: additive constant; ``>= 0`` (``> 0`` if learnable).
     mode: ``"across_channels"`` or ``"within_channel"``.
     channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW).
-    spatial_axes: ``within_channel`` only; ``None`` = every axis but 0 and ``channel_axis``.
+    spatial_axes: ``within_channel`` only; ``None`` = every axis but 0 and ``channel_axis``,
+      for inputs of rank ``>= 4`` with ``channel_axis != 0`` (others must name their axes).
     even_placement: ``"before"`` (PyTorch) or ``"after"`` (ONNX, cuDNN) for even sizes.
-    learnable: train ``alpha``, ``beta`` and ``k``.
+    learnable: ``True`` to train ``alpha``, ``beta`` and ``k``; a name or a sequence of names
+      (e.g. ``("beta",)``) to train only those; ``False`` (default) for none.
     param_dtype: dtype of the raw params when learnable: float16, bfloat16, float32 or float64.
+    implementation: ``None`` (the platform's choice), ``"shifted"`` or ``"reduce_window"``, as
+      for :func:`jax_lrn.lrn`.
+    dtype: the dtype of the computation and the output, as in Flax's normalization layers:
+      ``x`` is cast to it first; ``None`` (default) keeps ``x``'s dtype.
 
   Raises:
     TypeError, ValueError: at construction (so also from ``init``) for a bad size, mode,
@@ -67,6 +82,9 @@ class LocalResponseNorm(nn.Module):
     ['raw_alpha', 'raw_beta', 'raw_k']
     >>> {name: round(float(v), 4) for name, v in LocalResponseNorm.values(params).items()}
     {'alpha': 1.0, 'beta': 0.75, 'k': 1.0}
+    >>> only_beta = LocalResponseNorm(size=3, learnable=("beta",))
+    >>> list(only_beta.init(jax.random.key(0), x)["params"])
+    ['raw_beta']
   """
 
   size: int = 5
@@ -77,11 +95,13 @@ class LocalResponseNorm(nn.Module):
   channel_axis: int = -1
   spatial_axes: Sequence[int] | None = None
   even_placement: EvenPlacement = "before"
-  learnable: bool = False
+  learnable: Learnable = False
   param_dtype: Any = jnp.float32
+  implementation: Implementation | None = None
+  dtype: Any = None
 
   def __post_init__(self) -> None:
-    spatial_axes = check_hyperparameters(
+    spatial_axes, _ = check_hyperparameters(
       self.size,
       self.alpha,
       self.beta,
@@ -90,31 +110,33 @@ class LocalResponseNorm(nn.Module):
       channel_axis=self.channel_axis,
       spatial_axes=self.spatial_axes,
       even_placement=self.even_placement,
+      implementation=self.implementation,
       learnable=self.learnable,
       param_dtype=self.param_dtype,
+      dtype=self.dtype,
     )
-    # A tuple keeps the module hashable when spatial_axes is given as a list.
+    # Tuples keep the module hashable when spatial_axes or learnable is given as a list.
     object.__setattr__(self, "spatial_axes", spatial_axes)
+    if not isinstance(self.learnable, (bool, str)):
+      object.__setattr__(self, "learnable", tuple(self.learnable))
     super().__post_init__()
 
   @staticmethod
   def values(params: Mapping[str, Any]) -> dict[str, jax.Array]:
-    """The ``alpha``, ``beta``, ``k`` of a learnable module, from its ``params`` collection."""
-    return {name: constrain(params[f"raw_{name}"]) for name in LEARNABLE}
+    """The learned ones of ``alpha``, ``beta``, ``k`` (all three for ``learnable=True``), from
+    the module's ``params`` collection."""
+    return {name[4:]: constrain(raw) for name, raw in params.items() if name.startswith("raw_")}
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """Normalizes ``x``; returns an array of its shape and dtype."""
-    if self.learnable:
-      params = {
-        f"raw_{name}": self.param(
-          f"raw_{name}", lambda _key, v: initial_raw(v, self.param_dtype), getattr(self, name)
-        )
-        for name in LEARNABLE
-      }
-      hyper = self.values(params)
-    else:
-      hyper = {"alpha": self.alpha, "beta": self.beta, "k": self.k}
+    params = {
+      f"raw_{name}": self.param(
+        f"raw_{name}", lambda _key, v: initial_raw(v, self.param_dtype), getattr(self, name)
+      )
+      for name in learned_names(self.learnable)
+    }
+    hyper = {"alpha": self.alpha, "beta": self.beta, "k": self.k, **self.values(params)}
     return normalize(
       x,
       self.size,
@@ -123,6 +145,8 @@ class LocalResponseNorm(nn.Module):
       channel_axis=self.channel_axis,
       spatial_axes=self.spatial_axes,
       even_placement=self.even_placement,
+      implementation=self.implementation,
+      dtype=self.dtype,
     )
 
 
@@ -144,6 +168,8 @@ class LocalContrastNorm(nn.Module):
     channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW).
     spatial_axes: ``None`` = every axis but 0 and ``channel_axis`` (inputs of rank >= 4).
     eps: floor of the divisor.
+    dtype: the dtype of the computation and the output: ``x`` is cast to it first; ``None``
+      (default) keeps ``x``'s dtype.
 
   Raises:
     TypeError, ValueError: at construction for a bad size, sigma, eps or axis type; at
@@ -165,10 +191,11 @@ class LocalContrastNorm(nn.Module):
   channel_axis: int = -1
   spatial_axes: Sequence[int] | None = None
   eps: float = DEFAULT_EPS
+  dtype: Any = None
 
   def __post_init__(self) -> None:
     spatial_axes = check_layer_arguments(
-      self.size, self.sigma, self.channel_axis, self.spatial_axes, self.eps
+      self.size, self.sigma, self.channel_axis, self.spatial_axes, self.eps, self.dtype
     )
     # A tuple keeps the module hashable when spatial_axes is given as a list.
     object.__setattr__(self, "spatial_axes", spatial_axes)
@@ -176,11 +203,4 @@ class LocalContrastNorm(nn.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Normalizes ``x``; returns an array of its shape and dtype."""
-    return local_contrast_norm(
-      x,
-      self.size,
-      sigma=self.sigma,
-      channel_axis=self.channel_axis,
-      spatial_axes=self.spatial_axes,
-      eps=self.eps,
-    )
+    return layer_call(self, x)

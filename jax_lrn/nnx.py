@@ -8,9 +8,17 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jax_lrn._contrast import DEFAULT_EPS, check_layer_arguments, local_contrast_norm
-from jax_lrn._layer import LEARNABLE, check_hyperparameters, constrain, initial_raw, normalize
-from jax_lrn._lrn import EvenPlacement, Mode
+from jax_lrn._contrast import DEFAULT_EPS, check_layer_arguments, layer_call
+from jax_lrn._layer import (
+  LEARNABLE,
+  Learnable,
+  check_hyperparameters,
+  constrain,
+  initial_raw,
+  layer_repr,
+  normalize,
+)
+from jax_lrn._lrn import EvenPlacement, Implementation, Mode
 
 
 class _Learned:
@@ -37,15 +45,17 @@ class LocalResponseNorm(nnx.Module):
   (Caffe, PyTorch, ONNX); for the AlexNet paper's ``alpha=1e-4`` (not divided) pass
   ``alpha=5e-4`` with ``size=5``.
 
-  By default the layer has no parameters (``nnx.state(layer)`` is empty) and needs no ``rngs``;
+  By default the layer has no parameters (``nnx.state(layer)`` is empty) and needs no ``rngs``
+  (it accepts and ignores one, as model-building code passes ``rngs`` to every layer);
   ``layer.alpha``, ``layer.beta``, ``layer.k`` are the given Python floats.
   With ``learnable=True`` it holds three ``nnx.Param`` scalars ``raw_alpha``, ``raw_beta``,
-  ``raw_k``; the values used are ``softplus(raw)`` (always ``> 0``), and the raw parameters are
+  ``raw_k``; with a sequence of names (``learnable=("beta",)``) only those, the others stay
+  fixed. The values used are ``softplus(raw)`` (always ``> 0``), and the raw parameters are
   initialised to ``softplus^{-1}`` of the given values, so a fresh layer computes exactly what
   the fixed one does. Gradients reach them through the ``custom_vjp`` of :func:`jax_lrn.lrn`.
-  ``layer.alpha``, ``layer.beta``, ``layer.k`` (and :meth:`values`) are then read from the raw
-  parameters each time, so after training they are the trained values (scalar arrays); the
-  layer keeps no copy of the initial values, and its repr shows the raw parameters.
+  ``layer.alpha``, ``layer.beta``, ``layer.k`` (and :meth:`values`) of a learned one are read
+  from its raw parameter each time, so after training they are the trained values (scalar
+  arrays); the layer keeps no copy of the initial values, and its repr shows the values in use.
   With a 16-bit ``param_dtype`` the raw parameters, and the values computed from them, are
   rounded to it, which moves the initial values by up to ``(|raw| + 1) * 2**-8`` (bfloat16) or
   ``* 2**-11`` (float16) relative: with bfloat16, ``alpha=1e-4`` starts at ``1.025e-4``. The
@@ -58,11 +68,19 @@ class LocalResponseNorm(nnx.Module):
     k: additive constant; ``>= 0`` (``> 0`` if learnable).
     mode: ``"across_channels"`` or ``"within_channel"``.
     channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW).
-    spatial_axes: ``within_channel`` only; ``None`` = every axis but 0 and ``channel_axis``.
+    spatial_axes: ``within_channel`` only; ``None`` = every axis but 0 and ``channel_axis``,
+      for inputs of rank ``>= 4`` with ``channel_axis != 0`` (others must name their axes).
     even_placement: ``"before"`` (PyTorch) or ``"after"`` (ONNX, cuDNN) for even sizes.
-    learnable: train ``alpha``, ``beta`` and ``k``.
+    implementation: ``None`` (the platform's choice), ``"shifted"`` or ``"reduce_window"``, as
+      for :func:`jax_lrn.lrn`.
+    learnable: ``True`` to train ``alpha``, ``beta`` and ``k``; a name or a sequence of names
+      (e.g. ``("beta",)``) to train only those; ``False`` (default) for none.
     param_dtype: dtype of the raw parameters when learnable: float16, bfloat16, float32 or
       float64.
+    dtype: the dtype of the computation and the output, as in Flax's normalization layers:
+      ``x`` is cast to it first (16-bit dtypes then compute in float32 inside :func:`lrn`);
+      ``None`` (default) keeps ``x``'s dtype.
+    rngs: accepted and ignored (the layer draws no random numbers).
 
   Raises:
     TypeError, ValueError: at construction for a bad size, mode, placement, value or type; at
@@ -85,6 +103,11 @@ class LocalResponseNorm(nnx.Module):
     >>> learned.raw_k[...] = jnp.float32(2.0)  # as an optimizer step would
     >>> round(float(learned.k), 4)  # softplus(2)
     2.1269
+    >>> learned
+    LocalResponseNorm(size=3, alpha=1.0, beta=0.75, k=2.12693, learnable=('alpha', 'beta', 'k'))
+    >>> only_beta = LocalResponseNorm(size=3, learnable=("beta",), rngs=nnx.Rngs(0))
+    >>> sorted(nnx.state(only_beta, nnx.Param).keys()), only_beta.alpha
+    (['raw_beta'], 0.0001)
   """
 
   # A learnable layer's alpha, beta, k: read from its raw parameters (a fixed layer's plain
@@ -104,10 +127,14 @@ class LocalResponseNorm(nnx.Module):
     channel_axis: int = -1,
     spatial_axes: Sequence[int] | None = None,
     even_placement: EvenPlacement = "before",
-    learnable: bool = False,
+    implementation: Implementation | None = None,
+    learnable: Learnable = False,
     param_dtype: jnp.dtype = jnp.float32,
+    dtype: jnp.dtype | None = None,
+    rngs: nnx.Rngs | None = None,
   ):
-    self.spatial_axes = check_hyperparameters(
+    del rngs
+    self.spatial_axes, learned = check_hyperparameters(
       size,
       alpha,
       beta,
@@ -116,24 +143,33 @@ class LocalResponseNorm(nnx.Module):
       channel_axis=channel_axis,
       spatial_axes=spatial_axes,
       even_placement=even_placement,
+      implementation=implementation,
       learnable=learnable,
       param_dtype=param_dtype,
+      dtype=dtype,
     )
     self.size = int(size)
     self.mode: Mode = mode
     self.channel_axis = int(channel_axis)
     self.even_placement: EvenPlacement = even_placement
-    self.learnable = bool(learnable)
-    if self.learnable:
-      self.raw_alpha = nnx.Param(initial_raw(alpha, param_dtype))
-      self.raw_beta = nnx.Param(initial_raw(beta, param_dtype))
-      self.raw_k = nnx.Param(initial_raw(k, param_dtype))
-    else:
-      self.alpha, self.beta, self.k = float(alpha), float(beta), float(k)
+    self.implementation: Implementation | None = implementation
+    self.dtype = dtype
+    self.param_dtype = param_dtype
+    #: The names of the learned hyperparameters (``()`` for a fixed layer).
+    self.learnable = learned
+    given = {"alpha": alpha, "beta": beta, "k": k}
+    for name in LEARNABLE:
+      if name in learned:
+        setattr(self, f"raw_{name}", nnx.Param(initial_raw(given[name], param_dtype)))
+      else:
+        setattr(self, name, float(given[name]))
 
   def values(self) -> dict[str, float | jax.Array]:
-    """The ``alpha``, ``beta``, ``k`` the layer uses now (arrays when learnable)."""
+    """The ``alpha``, ``beta``, ``k`` the layer uses now (arrays for the learned ones)."""
     return {name: getattr(self, name) for name in LEARNABLE}
+
+  def __repr__(self) -> str:
+    return layer_repr(self)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Normalizes ``x``; returns an array of its shape and dtype."""
@@ -145,6 +181,8 @@ class LocalResponseNorm(nnx.Module):
       channel_axis=self.channel_axis,
       spatial_axes=self.spatial_axes,
       even_placement=self.even_placement,
+      implementation=self.implementation,
+      dtype=self.dtype,
     )
 
 
@@ -159,8 +197,9 @@ class LocalContrastNorm(nnx.Module):
   The arguments are those of :func:`jax_lrn.local_contrast_norm` (``w``: a Gaussian over the
   spatial axes, uniform over channels; ``m``: its mass inside the array), and the output is
   exactly ``local_contrast_norm(x, ...)``. The layer has no parameters (``nnx.state(layer)`` is
-  empty) and needs no ``rngs``: the window and the floor are hyperparameters (a trainable
-  ``sigma`` would make the window's weights traced values), and the contrast a later layer
+  empty) and needs no ``rngs`` (it accepts and ignores one): the window and the floor are
+  hyperparameters (a trainable ``sigma`` would make the window's weights traced values), and
+  the contrast a later layer
   needs is what that layer's own weights provide (a following convolution scales and shifts
   each channel as a learnable affine would).
 
@@ -170,6 +209,9 @@ class LocalContrastNorm(nnx.Module):
     channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW).
     spatial_axes: ``None`` = every axis but 0 and ``channel_axis`` (inputs of rank >= 4).
     eps: floor of the divisor.
+    dtype: the dtype of the computation and the output: ``x`` is cast to it first; ``None``
+      (default) keeps ``x``'s dtype.
+    rngs: accepted and ignored (the layer draws no random numbers).
 
   Raises:
     TypeError, ValueError: at construction for a bad size, sigma, eps or axis type; at the
@@ -195,8 +237,12 @@ class LocalContrastNorm(nnx.Module):
     channel_axis: int = -1,
     spatial_axes: Sequence[int] | None = None,
     eps: float = DEFAULT_EPS,
+    dtype: jnp.dtype | None = None,
+    rngs: nnx.Rngs | None = None,
   ):
-    self.spatial_axes = check_layer_arguments(size, sigma, channel_axis, spatial_axes, eps)
+    del rngs
+    self.spatial_axes = check_layer_arguments(size, sigma, channel_axis, spatial_axes, eps, dtype)
+    self.dtype = dtype
     self.size = int(size)
     self.sigma = None if sigma is None else float(sigma)
     self.channel_axis = int(channel_axis)
@@ -204,11 +250,4 @@ class LocalContrastNorm(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Normalizes ``x``; returns an array of its shape and dtype."""
-    return local_contrast_norm(
-      x,
-      self.size,
-      sigma=self.sigma,
-      channel_axis=self.channel_axis,
-      spatial_axes=self.spatial_axes,
-      eps=self.eps,
-    )
+    return layer_call(self, x)

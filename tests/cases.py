@@ -57,3 +57,14 @@ def window_region(shape, index, axes, before, after):
     d = idx[a] - index[a]
     inside &= (-before <= d) & (d <= after) if a in axes else d == 0
   return inside
+
+
+def equations(jaxpr):
+  """Every equation of a jaxpr, nested ones (custom_vjp, cond branches, pjit) included."""
+  for eqn in jaxpr.eqns:
+    yield eqn
+    for value in eqn.params.values():
+      for sub in value if isinstance(value, (tuple, list)) else (value,):
+        inner = getattr(sub, "jaxpr", sub)
+        if hasattr(inner, "eqns"):
+          yield from equations(inner)

@@ -84,6 +84,7 @@ def _public_names() -> list[str]:
 
 def test_docs_build_with_warnings_as_errors(doctrees, tmp_path):
   _require("sphinx")
+  _require("sphinx-mathjax-offline")
   _require("equinox")
   out = tmp_path / "html"
   _run("-m", "sphinx", "-W", "--keep-going", "-b", "html", "-d", str(doctrees), "docs", str(out))
@@ -91,11 +92,29 @@ def test_docs_build_with_warnings_as_errors(doctrees, tmp_path):
   api = "".join(page.read_text() for page in (out / "api").glob("*.html"))
   missing = [name for name in _public_names() if f'id="{name}"' not in api]
   assert not missing, f"no API entry for {missing}"
+  _check_self_contained(out)
+
+
+def _check_self_contained(out: Path) -> None:
+  """The built site renders offline: no page loads a script or a stylesheet from another host
+  (MathJax is bundled by sphinx-mathjax-offline), and the pages with formulas load the bundled
+  MathJax, which is there."""
+  remote = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=[\"'](?:https?:)?//[^\"']*", re.I)
+  found = {
+    str(page.relative_to(out)): remote.findall(page.read_text())
+    for page in out.rglob("*.html")
+    if remote.search(page.read_text())
+  }
+  assert not found, f"pages that load from another host: {found}"
+  lrn_page = (out / "api" / "lrn.html").read_text()
+  assert 'src="../_static/mathjax/tex-chtml.js"' in lrn_page
+  assert (out / "_static" / "mathjax" / "tex-chtml.js").is_file()
 
 
 def test_docs_examples_run(doctrees, tmp_path):
   """The {doctest} blocks of every page (sphinx.ext.doctest), with their expected outputs."""
   _require("sphinx")
+  _require("sphinx-mathjax-offline")
   _require("equinox")
   out = tmp_path / "doctest"
   _run("-m", "sphinx", "-W", "-b", "doctest", "-d", str(doctrees), "docs", str(out))

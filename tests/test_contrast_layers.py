@@ -92,3 +92,31 @@ def test_axis_ranges_are_checked_at_the_first_call():
     jlinen.LocalContrastNorm(3, channel_axis=5).init(jax.random.key(0), x)
   with pytest.raises(ValueError, match=r"channel_axis=5 is out of range"):
     jeqx.LocalContrastNorm(3, channel_axis=5)(x)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32])
+def test_dtype_casts_the_input_first(rng, dtype):
+  x = random_input(rng, (2, 6, 6, 3), jnp.float32)[0]
+  want = local_contrast_norm(x.astype(dtype), 3)
+  layers = [
+    jnnx.LocalContrastNorm(3, dtype=dtype, rngs=nnx.Rngs(0)),
+    jeqx.LocalContrastNorm(3, dtype=dtype, rngs=None),
+  ]
+  for layer in layers:
+    got = layer(x)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, want)
+  module = jlinen.LocalContrastNorm(3, dtype=dtype)
+  got = module.apply({}, x)
+  assert got.dtype == dtype
+  np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+  "cls", [jnnx.LocalContrastNorm, jlinen.LocalContrastNorm, jeqx.LocalContrastNorm]
+)
+def test_bad_dtype_at_construction(cls):
+  with pytest.raises(
+    TypeError, match=r"dtype must be None or float16, bfloat16, float32 or float64, got int32"
+  ):
+    cls(3, dtype=jnp.int32)

@@ -97,7 +97,51 @@ BAD = [
   (dict(beta=1j), X4, TypeError, r"beta must be a real number .* got 1j of type complex"),
   (dict(beta=[0.75]), X4, TypeError, r"beta must be a real number .* got \[0\.75\] of type list"),
   (dict(k=np.complex64(1)), X4, TypeError, r"k must be a real number .* of type complex64"),
-  (dict(alpha=10**400), X4, ValueError, r"alpha must be finite, got 1000"),
+  (dict(alpha=10**400), X4, ValueError, r"alpha must be finite, got 1\.000e\+400\.(\n|$)"),
+  (
+    dict(size=-(10**400)),
+    X4,
+    ValueError,
+    r"size must be a positive int, got -1\.000e\+400\.(\n|$)",
+  ),
+  # Numbers that float32 (the compute dtype for float32 input) would turn into inf or 0.
+  (
+    dict(alpha=1e39),
+    X4,
+    ValueError,
+    r"alpha=1e\+39 is outside the range of float32, the dtype lrn computes in for float32 input: "
+    r"it would round to inf\. Pass alpha = 0 or 1\.175e-38 <= alpha <= 3\.403e\+38, or float64",
+  ),
+  (
+    dict(k=1e-50),
+    X4,
+    ValueError,
+    r"k=1e-50 is outside the range of float32.*round to 0 .*Pass k = 0 or 1\.175e-38 <= k",
+  ),
+  (
+    dict(beta=-1e39),
+    X4.astype(jnp.bfloat16),
+    ValueError,
+    r"beta=-1e\+39 is outside the range of float32, the dtype lrn computes in for bfloat16 input.*"
+    r"Pass \|beta\| <= 3\.403e\+38",
+  ),
+  (dict(k=1e-310), X4.astype(jnp.float64), ValueError, r"k=1e-310 is outside the range of float64"),
+  (dict(beta=1e39), X4, ValueError, r"beta=1e\+39 is outside the range of float32.*round to inf"),
+  # spatial_axes=None: every axis but the batch axis 0 and channel_axis, where 0 is the batch.
+  (
+    dict(mode="within_channel", channel_axis=0),
+    jnp.ones((2, 3, 4, 5)),
+    ValueError,
+    r"cannot tell the batch axis apart for an input of rank 4 with channel_axis=0.*"
+    r"pass spatial_axes explicitly, e\.g\. spatial_axes=\(1, 2, 3\)",
+  ),
+  (
+    dict(mode="within_channel", channel_axis=0),
+    jnp.ones((4, 5)),
+    ValueError,
+    r"cannot tell the batch axis apart for an input of rank 2 with channel_axis=0",
+  ),
+  (dict(implementation="fast"), X4, ValueError, r"implementation must be None .* got 'fast'"),
   # Bools are not axes, for lrn as for the Flax layers.
   (dict(channel_axis=True), X4, TypeError, r"channel_axis must be an int, got True"),
   (dict(channel_axis=np.True_), X4, TypeError, r"channel_axis must be an int, got np\.True_"),
@@ -216,3 +260,69 @@ def test_numpy_array_spatial_axes_are_accepted():
     np.asarray(lrn(x, 3, mode="within_channel", spatial_axes=np.array(2))),
     np.asarray(lrn(x, 3, mode="within_channel", spatial_axes=2)),
   )
+
+
+@pytest.mark.parametrize(
+  "x, shown",
+  [
+    (None, r"None of type NoneType"),
+    ("abc", r"'abc' of type str"),
+    (np.array([1.0, 2.0], dtype=object), r"a NumPy array of dtype object"),
+    ({"a": 1}, r"\{'a': 1\} of type dict"),
+  ],
+)
+def test_what_is_not_an_array_is_named_x(x, shown):
+  with pytest.raises(TypeError, match=r"^x must be a floating array of dtype .* got " + shown):
+    lrn(x)
+
+
+@pytest.mark.parametrize("name", ["size", "channel_axis", "spatial_axes"])
+def test_traced_static_arguments_suggest_static_argnames(name):
+  """Window sizes and axes set shapes: traced, they are refused with the way to make them static."""
+  value = {"size": 3, "channel_axis": 1, "spatial_axes": jnp.asarray([1, 2])}[name]
+  kw = dict(mode="within_channel") if name == "spatial_axes" else {}
+  f = jax.jit(lambda x, v: lrn(x, **kw, **{name: v}))
+  match = rf"{name} must be static .* got a traced value .*static_argnames='{name}'"
+  with pytest.raises(TypeError, match=match):
+    f(X4, value)
+
+
+def test_implementation_is_case_insensitive():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 4, 6)), jnp.float32)
+  for implementation in ("shifted", "reduce_window"):
+    expected = np.asarray(lrn(x, 3, implementation=implementation))
+    for spelling in (implementation.upper(), implementation.capitalize()):
+      np.testing.assert_array_equal(
+        np.asarray(lrn(x, 3, implementation=spelling)),
+        expected,  # type: ignore[arg-type]
+      )
+
+
+def test_jax_array_spatial_axes_are_accepted():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 4, 6)), jnp.float32)
+  expected = np.asarray(lrn(x, 3, mode="within_channel", spatial_axes=(1, 2)))
+  for axes in (jnp.asarray([1, 2]), jnp.asarray([2, 1], jnp.int32)):
+    np.testing.assert_array_equal(
+      np.asarray(lrn(x, 3, mode="within_channel", spatial_axes=axes)),  # type: ignore[arg-type]
+      expected,
+    )
+
+
+@pytest.mark.parametrize(
+  "x, kw, expected",
+  [
+    # Outside float32's range the parameters are refused; in float64 they are fine, and give the
+    # true values (k = 1e-50 keeps the all-zero windows at 0 instead of 0 / 0).
+    ([[0.0, 0.0, 0.0, 1.0]], dict(size=1, k=1e-50), [[0.0, 0.0, 0.0, 1000.0]]),
+    (
+      [[0.0, 0.0, 0.0, 1.0]],
+      dict(size=1, alpha=1e39, k=0.0),
+      [[np.nan, np.nan, np.nan, 1e39**-0.75]],
+    ),
+  ],
+)
+def test_parameters_beyond_float32_compute_in_float64(x, kw, expected):
+  with pytest.raises(ValueError, match=r"outside the range of float32"):
+    lrn(jnp.asarray(x, jnp.float32), **kw)
+  y = lrn(jnp.asarray(x, jnp.float64), **kw)
+  np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-12)

@@ -12,7 +12,7 @@ from jax_lrn import lrn
 from jax_lrn.linen import LocalResponseNorm as LinenLRN
 from jax_lrn.nnx import LocalResponseNorm as NnxLRN
 
-from cases import random_input
+from cases import equations, random_input
 
 
 def _round_trip(fn, *specs):
@@ -69,6 +69,52 @@ def test_export_symbolic_sizes_on_every_axis(rng, spec, kw, shapes):
     for shape in shapes:
       x, _ = random_input(rng, shape, jnp.float32)
       np.testing.assert_array_equal(np.asarray(restored.call(x)), np.asarray(jax.jit(fn)(x)))
+
+
+def _ints(value):
+  """The Python ints in a primitive parameter (nested tuples of ints and symbolic sizes)."""
+  if isinstance(value, (tuple, list)):
+    return [i for v in value for i in _ints(v)]
+  return [value] if isinstance(value, int) else []
+
+
+@pytest.mark.parametrize(
+  "spec, kw, shape",
+  [
+    ("2, 3, 3, c", dict(), (2, 3, 3, 8)),
+    ("2, h, w, 8", dict(mode="within_channel"), (2, 3, 4, 8)),
+  ],
+)
+def test_export_symbolic_window_axis_with_huge_size(rng, spec, kw, shape):
+  """A window axis of symbolic length: the window is clipped to it symbolically, so the program
+  does not grow with size (no window, padding or shift of the size itself: exporting size 1e9
+  and calling it used to loop over the 1e9-wide window, for minutes), for the forward, the
+  gradient and grad-of-grad, and it gives what the concrete-shape program gives."""
+  x, _ = random_input(rng, shape, jnp.float32)
+  sizes = (10**6, 10**7, 10**8, 10**9)
+  programs = []
+  for size in sizes:
+    f = lambda v, size=size: lrn(v, size, 1e3, **kw)  # noqa: E731
+    grad = jax.grad(lambda v, f=f: jnp.sum(jnp.sin(f(v))))
+    gradgrad = jax.grad(lambda v, grad=grad: jnp.sum(grad(v) ** 2))
+    spec_struct = jax.ShapeDtypeStruct(export.symbolic_shape(spec), jnp.float32)
+    counts = []
+    for fn in (f, grad, gradgrad):
+      eqns = list(equations(jax.make_jaxpr(fn)(spec_struct).jaxpr))
+      for eqn in eqns:
+        if eqn.primitive.name in ("reduce_window_sum", "pad"):
+          params = (eqn.params.get("window_dimensions"), eqn.params.get("padding"))
+          params += (eqn.params.get("padding_config"),)
+          assert max(_ints(params), default=0) < 100, eqn
+      counts.append(len(eqns))
+    programs.append(counts)
+    if size in (sizes[0], sizes[-1]):
+      for fn in (f, grad, gradgrad):
+        restored = _round_trip(fn, spec_struct)
+        np.testing.assert_allclose(
+          np.asarray(restored.call(x)), np.asarray(jax.jit(fn)(x)), rtol=1e-6, atol=1e-6
+        )
+  assert all(counts == programs[0] for counts in programs)
 
 
 class SmallNet(nn.Module):

@@ -273,9 +273,15 @@ ERRORS = [
   (dict(channel_axis=1.0), TypeError, r"channel_axis must be an int, got 1\.0"),
   (dict(spatial_axes=(1, 2)), ValueError, r"spatial_axes=\(1, 2\) was given with mode='across"),
   (dict(mode="within_channel", spatial_axes="hw"), TypeError, r"spatial_axes must be"),
-  (dict(learnable="yes"), TypeError, r"learnable must be a bool, got 'yes'"),
-  (dict(k=0.0, learnable=True), ValueError, r"k must be > 0 when learnable=True.*got 0\.0"),
-  (dict(beta=-0.5, learnable=True), ValueError, r"beta must be > 0 when learnable=True"),
+  (dict(learnable="yes"), ValueError, r"learnable names \['yes'\] are not learnable"),
+  (dict(learnable=1), TypeError, r"learnable must be a bool or a sequence of the names"),
+  (
+    dict(k=0.0, learnable=True),
+    ValueError,
+    r"k must be > 0 when learned \(learnable=True.*got 0\.0",
+  ),
+  (dict(beta=-0.5, learnable=True), ValueError, r"beta must be > 0 when learned"),
+  (dict(beta=-0.5, learnable=["beta"]), ValueError, r"beta must be > 0 when learned"),
   (dict(channel_axis=True), TypeError, r"channel_axis must be an int, got True"),
   (
     dict(mode="within_channel", spatial_axes=(True, 2)),
@@ -415,7 +421,9 @@ def test_nnx_reports_the_trained_values():
     raw = getattr(layer, f"raw_{name}")[...]
     assert current == values[name] == jax.nn.softplus(raw)
     assert abs(float(current) - initial[name]) > 1e-4
-    assert f"{name}={initial[name]}" not in repr(layer)
+    # The repr shows the trained value (6 significant digits), not the initial one.
+    assert not re.search(rf"\b{name}={initial[name]}[,)]", repr(layer))
+    assert f"{name}={float(current):.6g}," in repr(layer)
   np.testing.assert_array_equal(np.asarray(layer(x)), np.asarray(lrn(x, 3, **values)))
   # A fixed layer keeps plain Python floats, and no state.
   fixed = lrn_nnx.LocalResponseNorm(size=3, **initial)

@@ -231,3 +231,101 @@ def test_forward_mode_over_reverse_mode(rng, mode):
   np.testing.assert_allclose(
     np.asarray(jax.jacfwd(jax.grad(loss))(x)), np.asarray(jax.hessian(loss_plain)(x)), **tol
   )
+
+
+# ---------------------------------------------------------------------------------------------
+# beta = 0: y = x for every alpha and k, but the derivatives in beta are not zero. Every order
+# must come out right at beta = 0 exactly (static and traced), not only near it.
+# ---------------------------------------------------------------------------------------------
+
+BETA_ZERO_CONFIGS = [CONFIGS[i] for i in (0, 1, 5, 7, 9)]
+BETA_ZERO_IDS = [IDS[i] for i in (0, 1, 5, 7, 9)]
+
+
+def _full_hessian(fn, x, params, w, size, kw):
+  """The Hessian of sum(w * fn(x, size, alpha, beta, k)) in (x, alpha, beta, k), as one
+  symmetric matrix."""
+
+  def loss(flat):
+    x_ = flat[:-3].reshape(x.shape)
+    return jnp.sum(w * fn(x_, size, flat[-3], flat[-2], flat[-1], **kw))
+
+  return np.asarray(jax.hessian(loss)(jnp.concatenate([x.ravel(), jnp.stack(params)])))
+
+
+@pytest.mark.parametrize("shape, size, kw", BETA_ZERO_CONFIGS, ids=BETA_ZERO_IDS)
+def test_second_derivatives_at_traced_beta_zero(rng, shape, size, kw):
+  """At a traced beta = 0 the Hessian in (x, alpha, beta, k) equals that of plain autodiff of
+  the formula, is symmetric, and d2/dbeta2, d2/dbeta dalpha, d2/dbeta dx are not zero."""
+  x, _ = random_input(rng, shape, jnp.float64, scale=2.0)
+  w = jnp.asarray(rng.normal(size=shape))
+  params = (jnp.float64(1.3), jnp.float64(0.0), jnp.float64(1.2))
+  h = _full_hessian(lrn, x, params, w, size, kw)
+  h_plain = _full_hessian(plain_lrn, x, params, w, size, kw)
+  np.testing.assert_allclose(h, h_plain, rtol=1e-10, atol=1e-12)
+  np.testing.assert_allclose(h, h.T, rtol=1e-10, atol=1e-12)
+  # The beta row: d/dbeta of d/dx, d/dalpha, d/dbeta, d/dk; none of them vanishes at beta = 0.
+  assert np.all(h_plain[-2, -3:-1] != 0) and np.any(h_plain[-2, :-3] != 0)
+
+
+@pytest.mark.parametrize("shape, size, kw", BETA_ZERO_CONFIGS, ids=BETA_ZERO_IDS)
+def test_second_derivatives_at_static_beta_zero(rng, shape, size, kw):
+  """A static beta = 0 makes y = x: every second derivative in x, alpha and k is 0, as plain
+  autodiff of the formula says."""
+  x, _ = random_input(rng, shape, jnp.float64, scale=2.0)
+  w = jnp.asarray(rng.normal(size=shape))
+
+  def hessian(fn):
+    def loss(flat):
+      x_ = flat[:-2].reshape(x.shape)
+      return jnp.sum(w * fn(x_, size, flat[-2], 0.0, flat[-1], **kw))
+
+    flat = jnp.concatenate([x.ravel(), jnp.asarray([1.3, 1.2])])
+    return np.asarray(jax.hessian(loss)(flat))
+
+  h = hessian(lrn)
+  np.testing.assert_allclose(h, hessian(plain_lrn), rtol=0, atol=1e-12)
+  np.testing.assert_array_equal(h, np.zeros_like(h))
+
+
+@pytest.mark.parametrize("shape, size, kw", BETA_ZERO_CONFIGS[:3], ids=BETA_ZERO_IDS[:3])
+def test_check_grads_at_traced_beta_zero(rng, shape, size, kw):
+  """Finite differences, to second order, in x and in (alpha, beta, k) at beta = 0 (the
+  differences step across 0: beta < 0 is valid)."""
+  x, _ = random_input(rng, shape, jnp.float64, scale=2.0)
+  params = (jnp.float64(1.3), jnp.float64(0.0), jnp.float64(1.2))
+  check_grads(lambda a, b, k: lrn(x, size, a, b, k, **kw), params, order=2, modes=["rev"], eps=1e-4)
+  check_grads(lambda x: lrn(x, size, 1.3, params[1], 1.2, **kw), (x,), order=2, modes=["rev"])
+
+
+def test_issue_example_mixed_derivative_at_beta_zero():
+  """d2/dalpha dbeta of sum(lrn) at beta = 0: -0.760695 by plain autodiff and finite
+  differences (it used to come out 0)."""
+  x = jnp.asarray([[0.5, -1.0, 2.0]], jnp.float64)
+  f = lambda a, b: jnp.sum(lrn(x, 3, a, b, 1.0))  # noqa: E731
+  f_plain = lambda a, b: jnp.sum(plain_lrn(x, 3, a, b, 1.0))  # noqa: E731
+  got = float(jax.grad(jax.grad(f, 0), 1)(1.0, 0.0))
+  np.testing.assert_allclose(got, float(jax.grad(jax.grad(f_plain, 0), 1)(1.0, 0.0)), rtol=1e-12)
+  eps = 1e-5
+  numeric = (float(jax.grad(f, 0)(1.0, eps)) - float(jax.grad(f, 0)(1.0, -eps))) / (2 * eps)
+  np.testing.assert_allclose(got, numeric, rtol=1e-7)
+  np.testing.assert_allclose(got, -0.760695, rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["across_channels", "within_channel"])
+def test_second_derivatives_at_traced_beta_zero_with_zero_windows(mode):
+  """k = 0 and all-zero windows (s = 0) at a traced beta = 0: y = x, so the second derivatives
+  in x and alpha are 0 there as for a static beta = 0 (no nan leaks from s = 0)."""
+  x = jnp.zeros((1, 4, 4, 6), jnp.float64).at[0, 0, 0, 0].set(2.0)
+
+  def loss(x, a, b):
+    return jnp.sum(jnp.sin(lrn(x, 3, a, b, 0.0, mode=mode)))
+
+  for beta in (jnp.float64(0.0), 0.0):
+    hxx = jax.hessian(loss)(x, 1.0, beta)
+    hx = jax.grad(lambda x, b=beta: jnp.sum(jax.grad(loss, 1)(x, 1.0, b)))(x)
+    # y = x: d2/dx2 sum(sin(x)) = -sin(x) on the diagonal.
+    np.testing.assert_allclose(
+      np.asarray(hxx).reshape(x.size, x.size), np.diag(-np.sin(np.asarray(x).ravel())), atol=0
+    )
+    np.testing.assert_array_equal(np.asarray(hx), np.zeros(x.shape))

@@ -9,7 +9,7 @@ from jax import export
 from jax_lrn import lrn
 
 import reference
-from cases import random_input
+from cases import equations, random_input
 
 IMPLEMENTATIONS = [None, "shifted", "reduce_window"]
 CASES = [  # (shape, size, kwargs)
@@ -113,10 +113,10 @@ def test_windows_longer_than_their_axis(rng, implementation, shape, kw, window_a
   for size in (9, 10**9, 2**31, 10**30, 10**400):  # n = size**d may exceed float's range
     f = lambda x, size=size: lrn(x, size, 1e8, implementation=implementation, **kw)  # noqa: E731
     jaxpr = jax.make_jaxpr(lambda x, g, f=f: jax.vjp(f, x)[1](g))(x, g)
-    for eqn in _equations(jaxpr.jaxpr):
+    for eqn in equations(jaxpr.jaxpr):
       if eqn.primitive.name == "reduce_window_sum":
         assert max(eqn.params["window_dimensions"]) <= longest
-    assert sum(eqn.primitive.name == "pad" for eqn in _equations(jaxpr.jaxpr)) <= 6 * longest
+    assert sum(eqn.primitive.name == "pad" for eqn in equations(jaxpr.jaxpr)) <= 6 * longest
     y, vjp = jax.vjp(f, x)
     (dx,) = vjp(g)
     same = min(size, 99)  # covers every axis here: the same window
@@ -124,14 +124,3 @@ def test_windows_longer_than_their_axis(rng, implementation, shape, kw, window_a
     ry, rdx, *_ = reference.lrn_and_grads(x64, g64, same, alpha, **kw)
     np.testing.assert_allclose(np.asarray(y), ry, rtol=1e-12)
     np.testing.assert_allclose(np.asarray(dx), rdx, rtol=1e-10, atol=1e-14)
-
-
-def _equations(jaxpr):
-  """Every equation of a jaxpr, nested ones (custom_vjp, cond branches, pjit) included."""
-  for eqn in jaxpr.eqns:
-    yield eqn
-    for value in eqn.params.values():
-      for sub in value if isinstance(value, (tuple, list)) else (value,):
-        inner = getattr(sub, "jaxpr", sub)
-        if hasattr(inner, "eqns"):
-          yield from _equations(inner)
