@@ -12,6 +12,9 @@ where ``W'`` is the mirrored window ``[j - hi, j + lo]`` (the same as ``W`` for 
 
 from __future__ import annotations
 
+import os
+import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -92,3 +95,56 @@ def random_arrays(shape, seed: int = 0, scale: float = 10.0):
   x = np.abs(rng.normal(0.0, scale, size=shape)).astype(np.float32)
   g = rng.normal(0.0, 1.0, size=shape).astype(np.float32)
   return x, g
+
+
+def gaussian_window_sum(v: np.ndarray, axes: Sequence[int], size: int, sigma: float) -> np.ndarray:
+  """``sum_d g_d v[i + d]`` along each of ``axes`` (zero-padded, float64), ``g`` the Gaussian
+  ``exp(-d^2 / (2 sigma^2))`` for ``d`` in ``[-(size // 2), (size - 1) // 2]``, summing to 1."""
+  lo, hi = size // 2, (size - 1) // 2
+  d = np.arange(-lo, hi + 1)
+  g = np.exp(-(d * d) / (2.0 * sigma * sigma))
+  g = g / g.sum()
+  for axis in axes:
+    pad = [(0, 0)] * v.ndim
+    pad[axis] = (lo, hi)
+    padded = np.pad(v, pad)
+    extent = v.shape[axis]
+    v = sum(w * np.take(padded, np.arange(j, j + extent), axis=axis) for j, w in enumerate(g))
+  return v
+
+
+def contrast_reference(x, channel_axis: int, spatial_axes, size: int, sigma: float, eps: float):
+  """Local contrast normalization (Jarrett 2009) in float64, from the formula: a Gaussian window
+  over ``spatial_axes``, uniform over channels, means renormalised by the window's mass inside
+  the array, ``y = v / max(sigma_local, mean over the sample of sigma_local, eps)``."""
+  x = np.asarray(x, np.float64)
+  ones = np.ones([1 if a == channel_axis else n for a, n in enumerate(x.shape)])
+  mass = gaussian_window_sum(ones, spatial_axes, size, sigma)
+
+  def local_mean(field):
+    return (
+      gaussian_window_sum(field.mean(axis=channel_axis, keepdims=True), spatial_axes, size, sigma)
+      / mass
+    )
+
+  v = x - local_mean(x)
+  local = np.sqrt(local_mean(v * v))
+  c = local.mean(axis=tuple(spatial_axes), keepdims=True)
+  return v / np.maximum(np.maximum(local, c), eps)
+
+
+# glibc returns every allocation over 32 MB to the system when it is freed, so that each call
+# writing a fresh output of that size page-faults it in again; with this tunable freed memory is
+# reused and timings show the computation (see bench_lrn.py).
+MALLOC_TUNABLE = "glibc.malloc.hugetlb=1"
+
+
+def restart_with_reused_memory(script: str, argv) -> None:
+  """Re-executes ``script`` with ``MALLOC_TUNABLE`` added to ``GLIBC_TUNABLES`` (glibc only)."""
+  if platform.libc_ver()[0] != "glibc" or MALLOC_TUNABLE in os.environ.get("GLIBC_TUNABLES", ""):
+    return
+  tunables = ":".join(t for t in (os.environ.get("GLIBC_TUNABLES"), MALLOC_TUNABLE) if t)
+  sys.stdout.flush()
+  os.execve(
+    sys.executable, [sys.executable, script, *argv], dict(os.environ, GLIBC_TUNABLES=tunables)
+  )

@@ -169,3 +169,28 @@ def test_bench_onnx_quick(tmp_path):
     assert r["error"] < 1e-5 and 0 < r["min_s"] <= r["median_s"] <= r["max_s"]
     assert r["ratio"] == r["min_s"] / r["elem_min_s"]
   assert "| shape | layout | variant |" in (tmp_path / "results.md").read_text()
+
+
+def test_contrast_benchmark_quick_writes_table_and_json(tmp_path):
+  proc = subprocess.run(
+    [
+      sys.executable,
+      str(ROOT / "benchmarks" / "bench_contrast.py"),
+      "--quick",
+      "--out",
+      str(tmp_path),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  table = (tmp_path / "contrast_results.md").read_text()
+  assert "| shape | dtype | layout | context | jax_lrn | autodiff | no per-sample mean |" in table
+  rows = json.loads((tmp_path / "contrast_results.json").read_text())["rows"]
+  # 2 layouts x 3 implementations x 3 contexts, one shape and dtype.
+  assert len(rows) == 18
+  for row in rows:
+    assert 0 < row["min_s"] <= row["median_s"] <= row["max_s"]
+    assert row["ratio"] == row["min_s"] / row["elem"]["min_s"]
+    assert row["y_error"] <= 1e-4 and row["dx_error"] <= 1e-3
