@@ -117,3 +117,25 @@ def gdn_reference(x, g, beta, gamma) -> dict:
     dbeta=t.reshape(-1, channels).sum(axis=0),
     dgamma=f.reshape(-1, channels).T @ t.reshape(-1, channels),
   )
+
+
+#: glibc returns every freed allocation over 32 MB to the system, so each call that writes a
+#: fresh output of that size page-faults it in again (see benchmarks/bench_lrn.py); with this
+#: tunable freed memory is reused and the timings show the computation.
+MALLOC_TUNABLE = "glibc.malloc.hugetlb=1"
+
+
+def restart_with_reused_memory(script: str, argv) -> None:
+  """Re-executes ``script`` with ``MALLOC_TUNABLE`` added to ``GLIBC_TUNABLES`` (glibc only);
+  subprocesses inherit it."""
+  import os
+  import platform
+  import sys
+
+  if platform.libc_ver()[0] != "glibc" or MALLOC_TUNABLE in os.environ.get("GLIBC_TUNABLES", ""):
+    return
+  tunables = ":".join(t for t in (os.environ.get("GLIBC_TUNABLES"), MALLOC_TUNABLE) if t)
+  sys.stdout.flush()
+  os.execve(
+    sys.executable, [sys.executable, script, *argv], dict(os.environ, GLIBC_TUNABLES=tunables)
+  )

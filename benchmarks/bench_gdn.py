@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import subprocess
@@ -47,7 +48,13 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tools"))
 
-from bench_common import gdn_reference, relative_error, stats, time_interleaved  # noqa: E402
+from bench_common import (  # noqa: E402
+  gdn_reference,
+  relative_error,
+  restart_with_reused_memory,
+  stats,
+  time_interleaved,
+)
 
 CHANNELS = (128, 192, 320)
 CONTEXTS = ("forward", "dx only", "vjp")
@@ -199,7 +206,7 @@ def framework_rows(name, python, shape, args):
   """Runs this script with ``--worker`` under another Python; rows, or None if it fails."""
   command = [python, __file__, "--worker", name, "--shape", ",".join(map(str, shape))]
   command += ["--repeats", str(args.repeats), "--warmup", str(args.warmup)]
-  env = {"OMP_NUM_THREADS": str(args.threads), "TF_CPP_MIN_LOG_LEVEL": "3"}
+  env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TF_CPP_MIN_LOG_LEVEL="3")
   proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600)
   if proc.returncode != 0:
     print(f"{name} worker failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -262,6 +269,7 @@ def jax_variants():
     "jax_lrn": lambda x, b, gm: jax_lrn.gdn(x, b, gm),
     "plain JAX": plain,
     "custom_vjp": recompute,
+    "checkpoint": jax.checkpoint(plain),  # autodiff that keeps only the inputs
   }
 
 
@@ -397,7 +405,10 @@ def main(argv=None):
   parser.add_argument("--threads", type=int, default=2, help="worker threads (OMP_NUM_THREADS)")
   parser.add_argument("--worker", choices=("tfc", "compressai"), help=argparse.SUPPRESS)
   parser.add_argument("--shape", help=argparse.SUPPRESS)
+  parser.add_argument("--system-malloc", action="store_true", help="keep glibc's default")
   args = parser.parse_args(argv)
+  if not args.system_malloc and not args.worker:
+    restart_with_reused_memory(__file__, sys.argv[1:] if argv is None else argv)
   if args.repeats is None:
     args.repeats = 2 if args.quick else 7
   if args.worker:

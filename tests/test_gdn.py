@@ -321,3 +321,18 @@ def test_traced_weights_are_not_value_checked():
   """Under jit the values are unknown; a learned beta is kept non-negative by the layer."""
   y = jax.jit(lambda b: gdn(X, b, G))(B)
   assert y.shape == X.shape
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("kw", [dict(), dict(alpha=1.0, epsilon=1.0, inverse=True, rectify=True)])
+def test_backward_keeps_only_the_inputs(dtype, kw):
+  """The arrays jax.vjp keeps: x in its own dtype, beta and gamma (in the compute dtype) and
+  the two exponents; no array the size of x besides x (autodiff alone would keep four)."""
+  x = jnp.ones((4, 8, 8, 16), dtype)
+  beta, gamma = jnp.ones(16, jnp.float32), jnp.eye(16, dtype=jnp.float32)
+  vjp = jax.eval_shape(
+    lambda x, b, g: jax.vjp(lambda *a: gdn(*a, **kw), x, b, g)[1], x, beta, gamma
+  )
+  sizes = sorted(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(vjp))
+  assert sum(sizes) <= x.size * x.dtype.itemsize + (16 + 16 * 16 + 2) * 4, sizes
+  assert sizes[-1] == x.size * x.dtype.itemsize
