@@ -11,10 +11,11 @@ Activation: a bls2017-sized ``(8, 128, 128, C)`` float32 array (larger than the 
 respect to ``x``, ``beta`` and ``gamma``: the output and all three cotangents, as a training
 step of a learned GDN needs).
 
-JAX variants: ``jax_lrn`` (``jax_lrn.gdn``, which differentiates by autodiff);
-``plain JAX`` (the formula ``x / sqrt(x**2 @ gamma + beta)`` written out, autodiff);
-``custom_vjp`` (the same forward with a hand-written backward that keeps only ``x`` and
-recomputes the pool: the candidate a ``custom_vjp`` would be). For each the script checks ``y``
+JAX variants: ``jax_lrn`` (``jax_lrn.gdn``: autodiff under ``jax.checkpoint``, keeping only
+the inputs); ``plain JAX`` (the formula ``x / sqrt(x**2 @ gamma + beta)`` written out, plain
+autodiff, which keeps the intermediate arrays); ``custom_vjp`` (the same forward with a
+hand-written backward that keeps only ``x`` and recomputes the pool: the candidate a
+``custom_vjp`` would be). For each the script checks ``y``
 and the cotangents on the first batch element against a float64 NumPy reference, then reports
 compile-time facts (``cost_analysis`` bytes accessed and flops, ``memory_analysis`` temporary
 bytes, the residual bytes ``jax.vjp`` keeps), then times all of one ``C`` in interleaved rounds
@@ -269,7 +270,6 @@ def jax_variants():
     "jax_lrn": lambda x, b, gm: jax_lrn.gdn(x, b, gm),
     "plain JAX": plain,
     "custom_vjp": recompute,
-    "checkpoint": jax.checkpoint(plain),  # autodiff that keeps only the inputs
   }
 
 

@@ -356,8 +356,18 @@ def effective_parameters(raw_beta, raw_gamma, beta_min: float) -> dict[str, jax.
   return {"beta": nonnegative(raw_beta, beta_min), "gamma": nonnegative(raw_gamma, 0.0)}
 
 
-def apply_layer(x, raw_beta, raw_gamma, *, beta_min: float, **settings) -> jax.Array:
-  """What every GDN layer's ``__call__`` returns: :func:`gdn` with the layer's settings and
-  the effective values of its stored parameters."""
-  values = effective_parameters(raw_beta, raw_gamma, beta_min)
-  return gdn(x, values["beta"], values["gamma"], **settings)
+def apply_layer(x, layer, raw_beta, raw_gamma) -> jax.Array:
+  """What every GDN layer's ``__call__`` returns: :func:`gdn` with the settings of ``layer``
+  (its ``alpha``, ``epsilon``, ``inverse``, ``rectify``, ``channel_axis``, ``beta_min``) and the
+  effective values of its stored parameters."""
+  values = effective_parameters(raw_beta, raw_gamma, layer.beta_min)
+  return gdn(
+    x,
+    values["beta"],
+    values["gamma"],
+    alpha=layer.alpha,
+    epsilon=layer.epsilon,
+    inverse=layer.inverse,
+    rectify=layer.rectify,
+    channel_axis=layer.channel_axis,
+  )

@@ -249,14 +249,4 @@ class GDN(eqx.Module):
     """Normalizes ``x``; returns an array of its shape and dtype. ``key`` is unused (accepted
     for ``eqx.nn.Sequential``)."""
     del key
-    return apply_layer(
-      x,
-      self.raw_beta,
-      self.raw_gamma,
-      beta_min=self.beta_min,
-      alpha=self.alpha,
-      epsilon=self.epsilon,
-      inverse=self.inverse,
-      rectify=self.rectify,
-      channel_axis=self.channel_axis,
-    )
+    return apply_layer(x, self, self.raw_beta, self.raw_gamma)

@@ -209,14 +209,4 @@ class GDN(nn.Module):
 
     raw_beta = self.param("raw_beta", init(0))
     raw_gamma = self.param("raw_gamma", init(1))
-    return apply_layer(
-      x,
-      raw_beta,
-      raw_gamma,
-      beta_min=self.beta_min,
-      alpha=self.alpha,
-      epsilon=self.epsilon,
-      inverse=self.inverse,
-      rectify=self.rectify,
-      channel_axis=self.channel_axis,
-    )
+    return apply_layer(x, self, raw_beta, raw_gamma)

@@ -257,14 +257,4 @@ class GDN(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Normalizes ``x``; returns an array of its shape and dtype."""
-    return apply_layer(
-      x,
-      self.raw_beta[...],
-      self.raw_gamma[...],
-      beta_min=self.beta_min,
-      alpha=self.alpha,
-      epsilon=self.epsilon,
-      inverse=self.inverse,
-      rectify=self.rectify,
-      channel_axis=self.channel_axis,
-    )
+    return apply_layer(x, self, self.raw_beta[...], self.raw_gamma[...])

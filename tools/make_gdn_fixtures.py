@@ -78,6 +78,23 @@ def moved_raw(rng, raw: np.ndarray) -> np.ndarray:
   return np.where(below, np.float32(-0.01), moved).astype(np.float32)
 
 
+def save(name, arrays, framework, version, function, params, kind, **facts) -> dict:
+  """Writes ``name.npz`` and returns its manifest entry."""
+  write_npz(OUT / f"{name}.npz", arrays)
+  return dict(
+    file=f"{name}.npz",
+    framework=framework,
+    version=version,
+    function=function,
+    params=params,
+    parameters=kind,
+    shape=list(arrays["x"].shape),
+    seed=seed_for(name),
+    arrays=sorted(arrays),
+    **facts,
+  )
+
+
 # ---------------------------------------------------------------------------------------------
 # tensorflow_compression
 # ---------------------------------------------------------------------------------------------
@@ -220,20 +237,8 @@ def tfc_fixtures():
         gamma=gamma_value.numpy(),
       )
     arrays.update(y=y.numpy(), dx=dx.numpy())
-    write_npz(OUT / f"{name}.npz", arrays)
     entries.append(
-      dict(
-        file=f"{name}.npz",
-        framework="tfc",
-        version=versions,
-        function="tensorflow_compression.GDN",
-        params=kwargs,
-        parameters=kind,
-        mode=mode,
-        shape=list(shape),
-        seed=seed_for(name),
-        arrays=sorted(arrays),
-      )
+      save(name, arrays, "tfc", versions, "tensorflow_compression.GDN", kwargs, kind, mode=mode)
     )
   return entries
 
@@ -334,19 +339,8 @@ def compressai_fixtures():
     for key, value in state.items():
       if key not in ("beta", "gamma"):
         arrays[f"state.{key}"] = value
-    write_npz(OUT / f"{name}.npz", arrays)
     entries.append(
-      dict(
-        file=f"{name}.npz",
-        framework="compressai",
-        version=versions,
-        function=f"compressai.layers.{cls}",
-        params=kwargs,
-        parameters=kind,
-        shape=list(shape),
-        seed=seed_for(name),
-        arrays=sorted(arrays),
-      )
+      save(name, arrays, "compressai", versions, f"compressai.layers.{cls}", kwargs, kind)
     )
   return entries
 
