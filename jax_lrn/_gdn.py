@@ -12,7 +12,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from jax_lrn._lrn import _canonical_axis, _check_dtype, _check_param, _compute_dtype
 from jax_lrn._power import divide_by_power
@@ -54,10 +53,15 @@ def _pool_input(u, alpha, static_alpha: float | None, rectified: bool):
 
 
 def _channel_sum(f, gamma, axis: int):
-  """``sum_j f_j gamma[j, i]`` along ``axis`` (the output keeps ``f``'s layout)."""
-  if axis == f.ndim - 1:
-    return f @ gamma
-  pooled = lax.dot_general(f, gamma, (((axis,), (0,)), ((), ())))
+  """``sum_j f_j gamma[j, i]`` along ``axis`` (the output keeps ``f``'s layout).
+
+  One ``(positions, C) @ (C, C)`` product: with the positions flattened into one axis, the
+  transpose autodiff makes for ``gamma``'s cotangent is a plain ``(C, positions) @ (positions,
+  C)`` product too, which XLA:CPU runs about 1.4x faster than the same contraction over the
+  unflattened axes (measured in ``benchmarks/bench_gdn.py``'s ``vjp`` context)."""
+  channels = f.shape[axis]
+  moved = jnp.moveaxis(f, axis, -1)
+  pooled = (moved.reshape(-1, channels) @ gamma).reshape(moved.shape)
   return jnp.moveaxis(pooled, -1, axis)
 
 
