@@ -133,6 +133,31 @@ def contrast_reference(x, channel_axis: int, spatial_axes, size: int, sigma: flo
   return v / np.maximum(np.maximum(local, c), eps)
 
 
+def gdn_reference(x, g, beta, gamma) -> dict:
+  """Classic GDN (``alpha=2, epsilon=0.5``, channels last) in float64, from the formula:
+
+      P = x**2 @ gamma + beta,   y = x / sqrt(P),
+      t = -g * y / (2 P),   dx = g / sqrt(P) + 2 x (t @ gamma.T),
+      dbeta = sum t,   dgamma = (x**2)^T t   (sums over every position)
+
+  Returns ``{"y", "dx", "dbeta", "dgamma"}``.
+  """
+  x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+  beta, gamma = np.asarray(beta, np.float64), np.asarray(gamma, np.float64)
+  channels = x.shape[-1]
+  f = x * x
+  pool = f @ gamma + beta
+  y = x / np.sqrt(pool)
+  t = -g * y / (2.0 * pool)
+  dx = g / np.sqrt(pool) + 2.0 * x * (t @ gamma.T)
+  return dict(
+    y=y,
+    dx=dx,
+    dbeta=t.reshape(-1, channels).sum(axis=0),
+    dgamma=f.reshape(-1, channels).T @ t.reshape(-1, channels),
+  )
+
+
 # glibc returns every allocation over 32 MB to the system when it is freed, so that each call
 # writing a fresh output of that size page-faults it in again; with this tunable freed memory is
 # reused and timings show the computation (see bench_lrn.py).

@@ -194,3 +194,28 @@ def test_contrast_benchmark_quick_writes_table_and_json(tmp_path):
     assert 0 < row["min_s"] <= row["median_s"] <= row["max_s"]
     assert row["ratio"] == row["min_s"] / row["elem"]["min_s"]
     assert row["y_error"] <= 1e-4 and row["dx_error"] <= 1e-3
+
+
+def test_gdn_benchmark_quick_writes_table_and_json(tmp_path):
+  """benchmarks/bench_gdn.py --quick (JAX variants only): correctness checked, every row timed
+  with its floors, jax_lrn keeping only x for the backward."""
+  proc = subprocess.run(
+    [sys.executable, str(ROOT / "benchmarks" / "bench_gdn.py"), "--quick", "--out", str(tmp_path)],
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  table = (tmp_path / "results_gdn.md").read_text()
+  assert "| C | context | implementation |" in table and table in proc.stdout
+  rows = json.loads((tmp_path / "results_gdn.json").read_text())["rows"]
+  # 2 channel counts x 3 contexts x 3 variants.
+  assert len(rows) == 18
+  for row in rows:
+    assert 0 < row["min_s"] <= row["median_s"] <= row["max_s"]
+    assert row["ratio_elem"] == row["min_s"] / row["elem"]["min_s"]
+    assert row["ratio_matmul"] == row["min_s"] / row["matmul"]["min_s"]
+    assert row["error"] <= 1e-4
+    if row["impl"] == "jax_lrn" and row["context"] != "forward":
+      x_bytes = 2 * 16 * 16 * row["C"] * 4
+      assert x_bytes <= row["residual_bytes"] <= x_bytes + (row["C"] + 2) * row["C"] * 4 + 8

@@ -80,6 +80,7 @@ def _public_names() -> list[str]:
   names += [f"jax_lrn.{api}.LocalResponseNorm" for api in ("nnx", "linen", "equinox")]
   names += ["jax_lrn.onnx_export.register"]
   names += [f"jax_lrn.{api}.LocalContrastNorm" for api in ("nnx", "linen", "equinox")]
+  names += [f"jax_lrn.{api}.GDN" for api in ("nnx", "linen", "equinox")]
   return names
 
 
