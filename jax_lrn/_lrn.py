@@ -17,17 +17,20 @@ from jax_lrn._power import divide_by_power
 from jax_lrn._window import (
   EVEN_PLACEMENTS,
   IMPLEMENTATIONS,
+  SQUARES_OF_SHIFTS,
   WindowConfig,
   inner_window_sum,
   last_window_sum,
+  per_platform,
   window_extent,
   window_sum,
+  window_sum_of_squares,
 )
 
 MODES = ("across_channels", "within_channel")
 Mode = Literal["across_channels", "within_channel"]
 EvenPlacement = Literal["before", "after"]
-Implementation = Literal["shifted", "reduce_window"]
+Implementation = Literal["shifted", "reduce_window", "shifted_squares", "matmul"]
 
 # ---------------------------------------------------------------------------------------------
 # The differentiable core. x arrives in its own dtype (16-bit inputs stay 16-bit in memory, also
@@ -56,8 +59,14 @@ def _widen(x):
 
 
 def _forward(cfg: WindowConfig, x, alpha, beta, k):
+  return per_platform(_forward_with, cfg, x, alpha, beta, k)
+
+
+def _forward_with(cfg: WindowConfig, x, alpha, beta, k):
+  """The forward pass for a concrete ``cfg.implementation``."""
   u = _widen(x)
-  s, _ = _denominator(inner_window_sum(u * u, cfg), alpha, k, cfg)
+  window_sq = window_sum_of_squares(x, cfg, u.dtype)
+  s = k + (alpha / cfg.count) * window_sq
   return divide_by_power(u, s, beta, cfg.static_beta).astype(x.dtype)
 
 
@@ -87,6 +96,14 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
       None,
       zero if want_k else None,
     )
+  return per_platform(_backward_with, cfg, x, alpha, beta, k, g, wanted)
+
+
+def _backward_with(cfg: WindowConfig, x, alpha, beta, k, g, wanted):
+  """The backward pass for a concrete ``cfg.implementation``."""
+  if cfg.implementation in SQUARES_OF_SHIFTS:
+    return _backward_squares_of_shifts(cfg, x, alpha, beta, k, g, wanted)
+  want_x, want_alpha, want_beta, want_k = (flag is not None for flag in wanted)
   # Two passes over memory (plus one per extra window axis), each one fused loop that sums its
   # window from shifted reads (on CPU; see jax_lrn._window):
   #   1. t = g y / s, stored once (read x, g; write t);
@@ -112,7 +129,7 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
   # 0 / 0; for beta > 0 so is y_i, and the cotangents are nan there as in every framework;
   # beta = 0 is handled above and by _unless_beta_is_zero.)
   t = g * y / s
-  dx = dalpha = dbeta = dk = None
+  dx = None
   if want_x:
     # dx_j = g_j s_j^-beta - 2 (alpha/n) beta x_j sum_{i: j in W(i)} t_i  (mirrored window).
     if len(cfg.axes) == 1:
@@ -127,6 +144,13 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
     cross_term = (2.0 * beta * alpha / cfg.count) * u * cross
     dx = divide_by_power(g, s, beta, cfg.static_beta) - _unless_beta_is_zero(beta, cfg, cross_term)
     dx = dx.astype(x.dtype)
+  return dx, *_parameter_cotangents(cfg, wanted, beta, g, y, s, t, window_sq)
+
+
+def _parameter_cotangents(cfg: WindowConfig, wanted, beta, g, y, s, t, window_sq):
+  """``(dalpha, dbeta, dk)``, each ``None`` where not wanted."""
+  _, want_alpha, want_beta, want_k = (flag is not None for flag in wanted)
+  dalpha = dbeta = dk = None
   if want_alpha:
     dalpha = _unless_beta_is_zero(beta, cfg, -(beta / cfg.count) * jnp.sum(t * window_sq))
   if want_k:
@@ -135,7 +159,34 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
     # d y_i / d beta = -y_i log s_i; zero where y_i is (x_i = 0 leaves y_i = 0 for every beta,
     # also where s_i = 0).
     dbeta = -jnp.sum(jnp.where(y == 0, 0.0, g * y * jnp.log(s)))
-  return dx, dalpha, dbeta, dk
+  return dalpha, dbeta, dk
+
+
+def _backward_squares_of_shifts(cfg: WindowConfig, x, alpha, beta, k, g, wanted):
+  """The backward of ``"shifted_squares"`` and ``"matmul"`` (TPU's choices), the same formula
+  in two passes: (1) t = g y / s, stored, with s's window squaring shifted copies of x inside the
+  loop; (2) dx = g s^-beta - 2 beta alpha/n x W'(t), s recomputed the same way and W'(t) a
+  banded matrix product or a reduce_window. No partial sums of squares are stored: on XLA:TPU
+  recomputing them from shifted reads of x costs no memory traffic, while storing them (the
+  structure of the other implementations' backward) moved more bytes than plain autodiff. The
+  optimization barriers keep XLA from sharing s between the passes (which would store it)."""
+  want_x = wanted[0] is not None
+  x = lax.optimization_barrier(x)
+  u = _widen(x)
+  g = g.astype(u.dtype)
+  window_sq = window_sum_of_squares(x, cfg, u.dtype)
+  s = k + (alpha / cfg.count) * window_sq
+  y = divide_by_power(u, s, beta, cfg.static_beta)
+  t = g * y / s  # see _backward_with for why a division, and for s = 0
+  dx = None
+  if want_x:
+    x = lax.optimization_barrier(x)
+    u = _widen(x)
+    s = k + (alpha / cfg.count) * window_sum_of_squares(x, cfg, u.dtype)
+    cross_term = (2.0 * beta * alpha / cfg.count) * u * window_sum(t, cfg, transpose=True)
+    dx = divide_by_power(g, s, beta, cfg.static_beta) - _unless_beta_is_zero(beta, cfg, cross_term)
+    dx = dx.astype(x.dtype)
+  return dx, *_parameter_cotangents(cfg, wanted, beta, g, y, s, t, window_sq)
 
 
 def _unless_beta_is_zero(beta, cfg: WindowConfig, term):
