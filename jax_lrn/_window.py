@@ -124,6 +124,16 @@ def reduce_window_sum_along(v, axis: int, pad: tuple[int, int]):
   return lax.reduce_window(v, np.zeros((), v.dtype), lax.add, window, (1,) * v.ndim, padding)
 
 
+def _reduce_window_over(v, axes: tuple[int, ...], pad: tuple[int, int]):
+  """The window sum over every axis of ``axes`` at once: one ``reduce_window``."""
+  window = [1] * v.ndim
+  padding = [(0, 0)] * v.ndim
+  for axis in axes:
+    padding[axis] = _clipped(pad, v.shape[axis])
+    window[axis] = padding[axis][0] + padding[axis][1] + 1
+  return lax.reduce_window(v, np.zeros((), v.dtype), lax.add, window, (1,) * v.ndim, padding)
+
+
 def _shifted(v, axis: int, offset: int):
   """``u[i] = v[i + offset]`` along ``axis``, zero where ``i + offset`` falls outside."""
   config = [(0, 0, 0)] * v.ndim
@@ -260,9 +270,14 @@ def window_sum(v, cfg: WindowConfig, *, transpose: bool = False):
   if cfg.implementation in SQUARES_OF_SHIFTS:
     # The backward's cotangent window: a banded matrix product per axis ("matmul"), or one
     # reduce_window per axis ("shifted_squares"), never shifted copies (see window_sum_of_squares).
+    reach = _reach(cfg, transpose)
+    if cfg.implementation == "shifted_squares" and not any(
+      _explicit_mesh_axes(v, axis) for axis in cfg.axes
+    ):
+      return _reduce_window_over(v, cfg.axes, reach)
     each = "matmul" if cfg.implementation == "matmul" else "reduce_window"
     for axis in cfg.axes:
-      v = _sum_along(v, axis, _reach(cfg, transpose), each)
+      v = _sum_along(v, axis, reach, each)
     return v
   inner = inner_window_sum(v, cfg, transpose=transpose)
   return last_window_sum(inner, cfg, transpose=transpose)
