@@ -39,11 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_lrn import (  # noqa: E402
   ALPHA,
-  K,
   LAYOUTS,
   MODES,
   SHAPES,
   TRAIN_BATCH,
+  K,
   batch_norm,
   block_loss,
   in_context,
