@@ -29,8 +29,10 @@ import re
 import sys
 from pathlib import Path
 
-# Before jax is imported: compile for TPU, run nothing.
+# Before jax is imported: compile for TPU, run nothing; and let other processes load libtpu too
+# (by default the first one to load it locks every other one out).
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -298,6 +300,7 @@ def main(argv=None) -> int:
   parser.add_argument("--quick", action="store_true", help="v5e, float32 and bfloat16, 2 windows")
   parser.add_argument("--generations", default=None, help="comma-separated, e.g. v5e,v6e")
   parser.add_argument("--shapes", choices=("first", "all"), default="first")
+  parser.add_argument("--layouts", default=",".join(LAYOUTS), help="e.g. NHWC")
   parser.add_argument(
     "--implementations",
     choices=("default", "all"),
@@ -318,7 +321,7 @@ def main(argv=None) -> int:
   rows: list[dict] = []
   for generation in generations:
     for shape_name in shapes:
-      for layout in ("NHWC",) if args.quick else LAYOUTS:
+      for layout in ("NHWC",) if args.quick else args.layouts.split(","):
         for mode in modes:
           for dtype in DTYPES:
             rows += lrn_rows(generation, shape_name, layout, mode, dtype, impls)

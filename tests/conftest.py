@@ -1,6 +1,12 @@
 """Test-wide JAX settings: float64 available, and strict dtype promotion so hidden upcasts fail."""
 
-import jax
+import os
+
+# With libtpu installed (the tpu extra), every process that starts JAX loads it and, by
+# default, takes a lock file that makes the next one (a test's subprocess, another run) fail.
+os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+
+import jax  # noqa: E402
 import numpy as np
 import pytest
 
@@ -17,7 +23,6 @@ from hypothesis import settings  # noqa: E402
 
 # CI runs the same examples every time (no flaky draws); locally hypothesis explores freely.
 settings.register_profile("ci", derandomize=True, print_blob=True)
-import os  # noqa: E402
 
 if os.environ.get("CI"):
   settings.load_profile("ci")
