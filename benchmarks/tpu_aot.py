@@ -307,6 +307,7 @@ def main(argv=None) -> int:
     default="default",
     help="default: jax_lrn's choice and plain autodiff; all: also every explicit implementation",
   )
+  parser.add_argument("--modes", default=None, help="comma-separated windows, e.g. 'across 5'")
   parser.add_argument("--no-training", action="store_true", help="skip the training step")
   args = parser.parse_args(argv)
   if not libtpu_available():
@@ -318,19 +319,31 @@ def main(argv=None) -> int:
   impls = ["jax_lrn", "plain"]
   if args.implementations == "all":
     impls[1:1] = IMPLEMENTATIONS
+  if args.modes:
+    modes = tuple(args.modes.split(","))
+  args.out.mkdir(parents=True, exist_ok=True)
   rows: list[dict] = []
   for generation in generations:
     for shape_name in shapes:
       for layout in ("NHWC",) if args.quick else args.layouts.split(","):
         for mode in modes:
           for dtype in DTYPES:
-            rows += lrn_rows(generation, shape_name, layout, mode, dtype, impls)
-            print(f"{generation} {shape_name} {layout} {mode} {dtype}: done", file=sys.stderr)
+            got = lrn_rows(generation, shape_name, layout, mode, dtype, impls)
+            rows += got
+            summary = ", ".join(f"{r['impl']} {r['context']} {r['bytes_ratio']:.2f}x" for r in got)
+            print(f"{generation} {shape_name} {layout} {mode} {dtype}: {summary}", file=sys.stderr)
+            write(args.out, rows, impls, generations)  # what is done so far
     if not args.no_training and not args.quick:
       rows += training_rows(generation)
+  table = write(args.out, rows, impls, generations)
+  print(table)
+  return 0
+
+
+def write(out: Path, rows: list[dict], impls, generations) -> str:
+  """Writes ``tpu.md`` and ``tpu.json`` to ``out``; returns the table."""
   table = markdown(rows, impls, generations)
-  args.out.mkdir(parents=True, exist_ok=True)
-  (args.out / "tpu.md").write_text(table)
+  (out / "tpu.md").write_text(table)
   meta = {
     "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     "jax": jax.__version__,
@@ -340,9 +353,8 @@ def main(argv=None) -> int:
     "targets_bytes_ratio": TARGETS,
   }
   payload = {"meta": meta, "rows": rows}
-  (args.out / "tpu.json").write_text(json.dumps(payload, indent=1))
-  print(table)
-  return 0
+  (out / "tpu.json").write_text(json.dumps(payload, indent=1))
+  return table
 
 
 def _libtpu_version() -> str:

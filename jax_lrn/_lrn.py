@@ -505,13 +505,17 @@ def lrn(
       ``vmap``-ped inputs.
     even_placement: where the larger half of an even-size window goes: ``"before"`` (PyTorch)
       or ``"after"`` (ONNX, cuDNN), case-insensitive. No effect for odd sizes.
-    implementation: how the window's last axis (the only one across channels) is summed:
-      ``None`` (default) picks per platform (``"shifted"`` on CPU, ``"reduce_window"`` on GPU
-      and TPU; also inside a program exported for several platforms); ``"shifted"`` adds shifted
-      copies, which XLA fuses with the elementwise work; ``"reduce_window"`` uses
-      ``lax.reduce_window``. Both give the same values to rounding. The other axes of a
-      within-channel window, and windows longer than 16 along an axis, always use
-      ``reduce_window``.
+    implementation: how the window sums are computed: ``None`` (default) picks per platform
+      (``"shifted"`` on CPU, ``"reduce_window"`` on GPU, ``"matmul"`` across channels and
+      ``"shifted_squares"`` within channel on TPU; also inside a program exported for several
+      platforms); ``"shifted"`` adds shifted copies of ``x**2`` along the last window axis,
+      which XLA fuses with the elementwise work; ``"reduce_window"`` uses
+      ``lax.reduce_window``; ``"shifted_squares"`` adds the squares of shifted copies of ``x``
+      (no ``x**2`` array), with ``reduce_window`` for the backward's other window sums;
+      ``"matmul"`` is ``"shifted_squares"`` with the backward's cotangent window a banded
+      matrix product (``Precision.HIGHEST``). All give the same values to rounding. The other
+      axes of a within-channel window, and windows longer than 16 along an axis, use
+      ``reduce_window`` (``"matmul"``: matrix products along every axis in the backward).
 
   Returns:
     Array of the same shape and dtype as ``x``.

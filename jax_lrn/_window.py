@@ -2,27 +2,36 @@
 
 Everything here is static (hashable, resolved at trace time) except the arrays passed to the
 window sums. A window spans one axis (``across_channels``) or several (``within_channel``) and is
-summed separably, one axis at a time, by one of two implementations:
+summed separably, one axis at a time, by one of four implementations:
 
 * ``"shifted"``: ``size`` shifted copies of the array (each a ``lax.pad`` with negative
   padding) added together. XLA fuses them with the elementwise work before and after, so on
   XLA:CPU squares, window sum, power and product are one loop over memory.
 * ``"reduce_window"``: one ``lax.reduce_window`` per axis, a single operation whose program does
   not grow with the window. XLA:CPU never fuses it with its producer or consumer (an extra pass
-  over memory); XLA:GPU fuses it with both (TPU: see below).
+  over memory); XLA:GPU fuses it with both.
+* ``"shifted_squares"``: the window of squares squares shifted copies of ``x`` itself (in its
+  own dtype, widened after the shift) along the last window axis, so that no array of squares
+  exists; the backward's other window sums are ``reduce_window``s (:func:`window_sum_of_squares`).
+* ``"matmul"``: as ``"shifted_squares"``, but the backward's window sum of the stored cotangent
+  term is a product with a banded 0/1 matrix along each window axis (a matrix unit's work, at
+  ``Precision.HIGHEST``).
 
-``implementation=None`` chooses per platform with ``lax.platform_dependent``, so a program
-exported for several platforms carries each one's choice:
+``implementation=None`` chooses per platform with ``lax.platform_dependent``, once per pass
+(forward, backward), so a program exported for several platforms carries each one's choice:
 
 * CPU: ``"shifted"`` (measured by ``benchmarks/bench_lrn.py``: the fused loops read each input
   and write each output once, while every ``reduce_window`` adds a pass of its own over memory;
   plain autodiff of one ``reduce_window`` was 4.5x slower in the dx-only context).
 * GPU: ``"reduce_window"``. XLA's GPU fusion rules fuse it into loop fusions with its
   elementwise producers and consumers, which is what the shifted form buys on CPU. Not yet
-  measured against ``"shifted"`` on a GPU: ``benchmarks/device_check.py`` times both.
-* TPU: GPU's choice, because nothing measured says otherwise. No TPU has run either form, and
-  XLA's TPU compiler is not open source, so how it fuses ``reduce_window`` cannot be read from
-  its code as GPU's can; ``benchmarks/device_check.py`` runs unchanged on a TPU VM to settle it.
+  measured against the others on a GPU: ``benchmarks/device_check.py`` times every one.
+* TPU: ``"matmul"`` across channels, ``"shifted_squares"`` within channel, chosen by XLA:TPU's
+  own cost analysis of programs compiled ahead of time for v4, v5e, v5p and v6e
+  (``benchmarks/tpu_aot.py``; no TPU has run them). Squaring before shifting made XLA:TPU store
+  ``x*x`` and read it back at every shift (forward 5.5x the elementwise pass's bytes, against
+  1.0x for the squares of shifts); the banded product lets the cotangent window fuse into the
+  matrix unit's loop (dx only 2.5x, against 6x with a ``reduce_window``).
 
 Windows longer than ``SHIFTED_MAX_SIZE`` along an axis always use ``reduce_window`` (the shifted
 form's program grows with the size). Windows longer than their axis are clipped to it (elements

@@ -32,6 +32,9 @@ BOUNDS = {
   "within 3x3": {"forward": 1.5, "dx only": 6.5, "y and dx": 7.5},
 }
 
+# The banded 96 x 96 matrix of the cotangent window is read too (37 kB, 0.0003x).
+SLACK = 0.001
+
 
 @pytest.fixture(scope="module")
 def rows():
@@ -50,7 +53,7 @@ def rows():
 def test_bytes_within_bounds_and_never_above_plain_autodiff(rows, mode, dtype, context):
   ours = rows[mode, dtype, "jax_lrn", context]
   plain = rows[mode, dtype, "plain", context]
-  assert ours["bytes_ratio"] <= BOUNDS[mode][context] + 1e-6, ours["fusions"]
+  assert ours["bytes_ratio"] <= BOUNDS[mode][context] + SLACK, ours["fusions"]
   assert ours["bytes"] <= plain["bytes"], (ours["fusions"], plain["fusions"])
 
 
@@ -74,5 +77,5 @@ def test_other_generations_across_channels(generation):
     }
     for context, bound in BOUNDS["across 5"].items():
       ours, plain = got["jax_lrn", context], got["plain", context]
-      assert ours["bytes_ratio"] <= bound + 1e-6, (generation, dtype, context, ours["fusions"])
+      assert ours["bytes_ratio"] <= bound + SLACK, (generation, dtype, context, ours["fusions"])
       assert ours["bytes"] <= plain["bytes"], (generation, dtype, context)
