@@ -1,4 +1,4 @@
-"""Window sums: both implementations, the per-platform choice, windows longer than their axis."""
+"""Window sums: every implementation, the per-platform choice, windows longer than their axis."""
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +9,7 @@ from jax import export
 from jax_lrn import lrn
 
 import reference
-from cases import random_input
+from cases import RTOL, random_input
 
 IMPLEMENTATIONS = [None, "shifted", "reduce_window", "shifted_squares", "matmul"]
 CASES = [  # (shape, size, kwargs)
@@ -28,9 +28,9 @@ def _reference_kwargs(kw):
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("shape, size, kw", CASES)
 def test_each_implementation_matches_the_reference(rng, implementation, shape, size, kw):
-  """Both ways of summing a window (and the platform's choice), forward and every cotangent,
-  against the float64 loop reference. On CPU this also exercises the GPU/TPU branch
-  (reduce_window), which the platform dispatch never picks here."""
+  """Every way of summing a window (and the platform's choice), forward and every cotangent,
+  against the float64 loop reference. On CPU this also exercises the GPU's and the TPU's
+  branches (reduce_window; shifted_squares and matmul), which the dispatch never picks here."""
   x, x64 = random_input(rng, shape, jnp.float64, scale=2.0)
   g, g64 = random_input(rng, shape, jnp.float64)
   params = (jnp.float64(0.7), jnp.float64(0.6), jnp.float64(1.5))
@@ -41,6 +41,42 @@ def test_each_implementation_matches_the_reference(rng, implementation, shape, s
   np.testing.assert_allclose(np.asarray(y), ry, rtol=1e-12)
   for got, want in zip(cotangents, rgrads):
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("implementation", ["shifted_squares", "matmul"])
+@pytest.mark.parametrize("shape, size, kw", [CASES[1], CASES[2]])
+def test_tpu_implementations_second_order(rng, implementation, shape, size, kw):
+  """grad-of-grad through the TPU implementations' backward (its banded matrix products and
+  squares of shifts transposed) equals grad-of-grad through the shifted implementation's."""
+  x, _ = random_input(rng, shape, jnp.float64, scale=2.0)
+  v = jnp.asarray(rng.normal(size=shape))
+
+  def gradgrad(impl):
+    f = lambda x: lrn(x, size, 0.7, 0.6, 1.5, implementation=impl, **kw)  # noqa: E731
+    inner = jax.grad(lambda x: jnp.sum(f(x) * v))
+    return jax.grad(lambda x: jnp.sum(inner(x) ** 2))(x)
+
+  np.testing.assert_allclose(
+    np.asarray(gradgrad(implementation)), np.asarray(gradgrad("shifted")), rtol=1e-10, atol=1e-12
+  )
+
+
+@pytest.mark.parametrize("implementation", ["shifted_squares", "matmul"])
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=lambda d: jnp.dtype(d).name)
+@pytest.mark.parametrize("shape, size, kw", [CASES[0], CASES[2]])
+def test_tpu_implementations_in_16_bit(rng, implementation, dtype, shape, size, kw):
+  """16-bit inputs shifted as 16-bit and widened after the shift: y within half an ulp of the
+  float64 reference, dx within the output rounding of its largest entry, both in x's dtype."""
+  x, x64 = random_input(rng, shape, dtype, scale=2.0)
+  g, g64 = random_input(rng, shape, dtype)
+  f = lambda x: lrn(x, size, 0.7, 0.6, 1.5, implementation=implementation, **kw)  # noqa: E731
+  y, vjp = jax.vjp(f, x)
+  (dx,) = vjp(g)
+  assert y.dtype == dx.dtype == dtype
+  ry, rdx, *_ = reference.lrn_and_grads(x64, g64, size, 0.7, 0.6, 1.5, **_reference_kwargs(kw))
+  np.testing.assert_allclose(np.asarray(y, np.float64), ry, rtol=RTOL[dtype])
+  err = np.max(np.abs(np.asarray(dx, np.float64) - rdx)) / np.max(np.abs(rdx))
+  assert err < RTOL[dtype]
 
 
 @pytest.mark.parametrize("shape, size, kw", CASES)
