@@ -68,7 +68,7 @@ def test_forward_across_channels_is_one_loop(rows):
 @pytest.mark.parametrize("generation", ["v4", "v5p", "v6e"])
 def test_other_generations_across_channels(generation):
   """The same bounds on the other TPU generations, float32 and bfloat16, across channels (plain
-  autodiff, compared on v5e above, moves 5.5x, 9.5-12x and 10-12.5x there: not compiled again)."""
+  autodiff is compared on v5e above and not compiled again, to keep the test short)."""
   for dtype in tpu_aot.DTYPES:
     for row in tpu_aot.lrn_rows(generation, SHAPE, "NHWC", "across 5", dtype, ("jax_lrn",)):
       bound = BOUNDS["across 5"][row["context"]]
