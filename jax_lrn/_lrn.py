@@ -164,9 +164,11 @@ def _parameter_cotangents(cfg: WindowConfig, wanted, beta, g, y, s, t, window_sq
 
 def _backward_squares_of_shifts(cfg: WindowConfig, x, alpha, beta, k, g, wanted):
   """The backward of ``"shifted_squares"`` and ``"matmul"`` (TPU's choices), the same formula
-  in two passes: (1) t = g y / s, stored, with s's window squaring shifted copies of x inside the
-  loop; (2) dx = g s^-beta - 2 beta alpha/n x W'(t), s recomputed the same way and W'(t) a
-  banded matrix product or a reduce_window. No partial sums of squares are stored: on XLA:TPU
+  written as two passes: (1) t = g y / s, with s's window squaring shifted copies of x; (2) dx =
+  g s^-beta - 2 beta alpha/n x W'(t), s recomputed the same way and W'(t) a banded matrix
+  product or a reduce_window. XLA:TPU fuses the computation of t into the matrix product's
+  input and the rest of dx into its output (dx only: one fusion, reading x and g once, writing
+  dx). No partial sums of squares are stored: on XLA:TPU
   recomputing them from shifted reads of x costs no memory traffic, while storing them (the
   structure of the other implementations' backward) moved more bytes than plain autodiff.
   Across channels an optimization barrier on x before the first pass keeps XLA:TPU from sharing
