@@ -1,10 +1,15 @@
 """Test-wide JAX settings: float64 available, and strict dtype promotion so hidden upcasts fail."""
 
+import importlib.util
 import os
 
-# With libtpu installed (the tpu extra), every process that starts JAX loads it and, by
-# default, takes a lock file that makes the next one (a test's subprocess, another run) fail.
-os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+# The tests run on the CPU. libtpu (the tpu extra) is there for tests/test_tpu_cost.py, which
+# compiles for TPU ahead of time; as a backend it would be initialised by every process that
+# starts JAX (printing warnings where there is no TPU), and the first process to load it takes a
+# lock file that makes the next one (a test's subprocess, another run) fail.
+if importlib.util.find_spec("libtpu") is not None:
+  os.environ.setdefault("JAX_PLATFORMS", "cpu")
+  os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 
 import jax  # noqa: E402
 import numpy as np
