@@ -82,7 +82,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument(
     "--budget-s",
     type=float,
-    default=200.0,
+    default=170.0,  # with the in-flight group and the training step: under 5 minutes
     help="seconds from the start after which timing groups not yet started are skipped",
   )
   parser.add_argument("--rounds", type=int, help="timed rounds (default 15, quick 3)")
