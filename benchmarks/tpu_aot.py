@@ -8,7 +8,7 @@ bytes are its time to first order) and ``optimal_seconds`` (the compiler's own t
 each as a ratio to the elementwise pass ``x * 2`` over the same array compiled the same way,
 and the fusions of the optimized HLO. These are compiler estimates, not timings.
 
-    python benchmarks/tpu_aot.py --out tpu_results          # v4, v5e, v5p, v6e; ~10 min
+    python benchmarks/tpu_aot.py --out tpu_results          # v4, v5e, v5p, v6e; ~15 min, 2 cores
     python benchmarks/tpu_aot.py --quick --out /tmp/tpu     # v5e, across 5 and within 3x3
 
 Rows: jax_lrn (``implementation=None``, the TPU's choice), plain autodiff (bench_lrn.py's
