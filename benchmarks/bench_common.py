@@ -21,6 +21,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 
+def window_extent(size: int, even_placement: str) -> tuple[int, int]:
+  """``(lo, hi)``: the window of element i is ``[i - lo, i + hi]`` (as documented by lrn)."""
+  if even_placement == "before":
+    return size // 2, (size - 1) // 2
+  return (size - 1) // 2, size // 2
+
+
 def window_sum(v: np.ndarray, axes: Sequence[int], lo: int, hi: int) -> np.ndarray:
   """``sum_{d=-lo}^{hi} v[i + d]`` along each of ``axes`` in turn, zero-padded (float64)."""
   for axis in axes:

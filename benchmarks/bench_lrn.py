@@ -283,13 +283,21 @@ def batch_norm(h):
   return (h - mean) * lax.rsqrt(var + 1e-5)
 
 
+def block_loss(kernel, x, readout, norm):
+  """AlexNet's first block (conv 11x11/4, ReLU, ``norm``, max-pool 3/2), NHWC, read out."""
+  dn = ("NHWC", "HWIO", "NHWC")
+  h = lax.conv_general_dilated(x, kernel, (4, 4), "VALID", dimension_numbers=dn)
+  h = norm(jax.nn.relu(h))
+  h = lax.reduce_window(h, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "VALID")
+  return jnp.sum(h * readout)
+
+
 def train_step_fns(batch: int):
   """``{variant: (compiled, args)}`` for the block with each normalization."""
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(batch, 227, 227, 3)), jnp.float32)
   kernel = jnp.asarray(rng.normal(0.0, 0.05, size=(11, 11, 3, 96)), jnp.float32)
   readout = jnp.asarray(rng.normal(size=(batch, 27, 27, 96)), jnp.float32)
-  dn = ("NHWC", "HWIO", "NHWC")
   norms = {
     "jax_lrn": lambda h: jax_lrn.lrn(h, 5, ALPHA, 0.75, K),
     "plain JAX LRN": lambda h: plain_lrn(h, (3,), 5, 0.75),
@@ -300,10 +308,7 @@ def train_step_fns(batch: int):
   for name, norm in norms.items():
 
     def loss(kernel, x, norm=norm):
-      h = lax.conv_general_dilated(x, kernel, (4, 4), "VALID", dimension_numbers=dn)
-      h = norm(jax.nn.relu(h))
-      h = lax.reduce_window(h, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "VALID")
-      return jnp.sum(h * readout)
+      return block_loss(kernel, x, readout, norm)
 
     compiled, compile_s, _ = compile_timed(jax.grad(loss), kernel, x)
     out[name] = (compiled, (kernel, x), compile_s)

@@ -15,12 +15,14 @@ In order, it
 2. checks correctness on the device: every fixture in ``tests/fixtures`` through
    ``jax_lrn.compat`` with the tolerances of ``tests/test_compat.py``; ``lrn`` and its VJP
    against a float64 NumPy reference computed on the host (float32, bfloat16, float16; both
-   modes; NHWC and NCHW; both window implementations); which implementation
+   modes; NHWC and NCHW; every implementation); which implementation
    ``implementation=None`` runs on this platform; and that no LRN program contains a matrix
    product or a convolution (so XLA's default matmul precision, TF32 or bfloat16 passes, cannot
-   change its float32 results), with results bitwise equal under every precision setting;
+   change its float32 results) except ``implementation="matmul"``'s own, at
+   ``Precision.HIGHEST``, with results bitwise equal under every precision setting;
 3. times, per (shape, layout, window, dtype), in interleaved rounds after warm-up: ``lrn`` with
-   ``implementation="shifted"`` and ``"reduce_window"`` and plain autodiff (one
+   every ``implementation`` (``"shifted"``, ``"reduce_window"``, ``"shifted_squares"``,
+   ``"matmul"``) and plain autodiff (one
    ``lax.reduce_window`` and ``** -beta``, in float32 for bfloat16) in three passes (forward;
    dx only, ``jax.grad`` of ``sum(lrn(x) * g)``; y and dx, ``jax.vjp``), PyTorch's
    ``local_response_norm`` (across channels; NCHW or channels_last to match the layout) when
@@ -31,9 +33,11 @@ In order, it
    ``jax.grad`` with respect to the kernel) with and without LRN;
 4. prints the training-step table and, last, one table: per (configuration, pass) the median ms
    of each implementation, its ratio to the elementwise pass, the fraction of the bandwidth
-   floor it reaches (floor time / measured time) and which window strategy was faster (the
+   floor it reaches (floor time / measured time) and which implementation was fastest (the
    line above it names the one ``implementation=None`` runs here); and writes everything
    (medians, minima, every sample, each check's error) to ``--json``.
+
+``--quick`` numbers are smoke values (tiny shapes, few rounds), labelled so wherever printed.
 
 A time budget (``--budget-s``, counted from the start) skips the timing groups that have not
 started when it runs out; they are reported as skipped. The exit status is 1 if any
@@ -78,7 +82,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument(
     "--budget-s",
     type=float,
-    default=200.0,
+    default=170.0,  # with the in-flight group and the training step: under 5 minutes
     help="seconds from the start after which timing groups not yet started are skipped",
   )
   parser.add_argument("--rounds", type=int, help="timed rounds (default 15, quick 3)")
@@ -111,11 +115,12 @@ import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import reference  # noqa: E402  (NumPy only, beside this script)
+from bench_common import reference, window_extent  # noqa: E402  (NumPy only, beside this script)
 
 try:
   import jax_lrn  # noqa: E402
   from jax_lrn import compat, lrn  # noqa: E402
+  from jax_lrn._window import IMPLEMENTATIONS as _IMPLEMENTATIONS  # noqa: E402
 except ImportError as error:  # pragma: no cover - a usage error, reported plainly
   raise SystemExit(
     f"cannot import jax_lrn ({error}); run from the repository root with PYTHONPATH=."
@@ -124,6 +129,7 @@ except ImportError as error:  # pragma: no cover - a usage error, reported plain
 # ---------------------------------------------------------------------------------------------
 # What is checked and timed.
 # ---------------------------------------------------------------------------------------------
+
 
 SHAPES = {  # name: NHWC shape at batch 128 (NCHW is the transpose)
   "conv1": (128, 55, 55, 96),  # AlexNet conv1 output
@@ -145,11 +151,18 @@ QUICK_GROUPS = [
   ("across 5", "bfloat16", "NHWC"),
   ("within 3x3", "float32", "NHWC"),
 ]
-IMPLEMENTATIONS = ("shifted", "reduce_window")
+# Every lowering lrn(implementation=...) offers, so that one run compares them all.
+IMPLEMENTATIONS = tuple(_IMPLEMENTATIONS)
 PASSES = ("fwd", "dx", "y+dx")
 # AlexNet's LRN (alpha divided by the window count, as jax_lrn.lrn and Caffe do).
 ALPHA, BETA, K = 5e-4, 0.75, 2.0
 INPUT_SCALE = 30.0  # |N(0, 30)|, like post-ReLU activations: alpha/n * sum x^2 is about 0.5
+# Printed with every number of a --quick run: tiny shapes and 3 rounds exercise the code paths;
+# on them x*2 can beat the "floor" and LRN can time faster than no normalization.
+SMOKE_NOTE = (
+  "SMOKE VALUES (--quick: tiny shapes, few rounds): they exercise the code, they are not "
+  "measurements; do not compare or publish them."
+)
 CHECK_BATCH = 2  # batch elements of each timed output compared with the float64 reference
 TRAIN_BATCH, QUICK_TRAIN_BATCH = 128, 2
 TARGET_SAMPLE_S = 2e-3  # calls per timing sample: enough back-to-back calls to fill this
@@ -185,13 +198,6 @@ def log(message: str = "") -> None:
 # ---------------------------------------------------------------------------------------------
 # The float64 reference (host, vectorised NumPy, from the formula: bench_common.reference).
 # ---------------------------------------------------------------------------------------------
-
-
-def window_extent(size: int, even_placement: str) -> tuple[int, int]:
-  """``(lo, hi)``: the window of element i is ``[i - lo, i + hi]`` (as documented by lrn)."""
-  if even_placement == "before":
-    return size // 2, (size - 1) // 2
-  return (size - 1) // 2, size // 2
 
 
 def worst_ratio(got, want, rtol: float, atol: float) -> float:
@@ -489,7 +495,8 @@ def measure_bandwidth(quick: bool, platform: str, rounds: int, warmup: int, seed
   samples = [sample_seconds(trivial, r) for r in range(warmup + rounds)][warmup:]
   result["call_overhead_ms"] = summarise(samples)["ms"]
   log(
-    f"copy bandwidth ({nbytes / 2**20:.0f} MiB array, read + write): x*2 "
+    ("[smoke value] " if quick else "")
+    + f"copy bandwidth ({nbytes / 2**20:.0f} MiB array, read + write): x*2 "
     f"{result['x*2']['GBps']:.1f} GB/s ({result['x*2']['ms']:.3g} ms), copy "
     f"{result['copy']['GBps']:.1f} GB/s ({result['copy']['ms']:.3g} ms); floor uses "
     f"{result['GBps']:.1f} GB/s; a trivial call takes {result['call_overhead_ms'] * 1e3:.3g} us"
@@ -497,10 +504,12 @@ def measure_bandwidth(quick: bool, platform: str, rounds: int, warmup: int, seed
   return result
 
 
-def floors(shapes: dict, bandwidth_gbps: float) -> list[dict]:
+def floors(shapes: dict, bandwidth_gbps: float, quick: bool = False) -> list[dict]:
   rows = []
   log("")
   log("floor per pass: bytes moved at least, and the time at the measured bandwidth")
+  if quick:
+    log(f"  {SMOKE_NOTE}")
   log(f"  {'shape':<22} {'dtype':<9} " + "  ".join(f"{p + ' MB, ms':>18}" for p in PASSES))
   for name, shape in shapes.items():
     for dtype in DTYPES:
@@ -615,19 +624,26 @@ def check_reference(quick: bool, seed: int) -> list[dict]:
 
 
 def detect_default(platform: str) -> tuple[str, list[dict]]:
-  """Which window implementation ``implementation=None`` runs here, read from the program
-  lowered for this device (``platform_dependent`` keeps only this platform's branch)."""
+  """Which window implementation ``implementation=None`` runs here, read from the program for
+  y and dx lowered for this device (``platform_dependent`` keeps only this platform's branch):
+  each implementation has its own mix of pads (shifted reads), reduce_windows and matrix
+  products."""
 
-  def lowered_text(impl):
+  def signature(impl):
     x = jax.ShapeDtypeStruct((2, 5, 5, 16), jnp.float32)
-    return jax.jit(lambda x: lrn(x, 5, implementation=impl)).lower(x).as_text()
+    program = in_pass(lambda x: lrn(x, 5, implementation=impl), "y+dx")
+    text = jax.jit(program).lower(x, x).as_text()
+    return tuple(op in text for op in ("stablehlo.pad", "reduce_window", "dot_general"))
 
-  uses = {impl: "reduce_window" in lowered_text(impl) for impl in (None, *IMPLEMENTATIONS)}
-  detector_works = not uses["shifted"] and uses["reduce_window"]
-  default = "reduce_window" if uses[None] else "shifted"
-  documented = "shifted" if platform == "cpu" else "reduce_window"  # jax_lrn/_window.py
+  uses = {impl: signature(impl) for impl in (None, *IMPLEMENTATIONS)}
+  detector_works = len({uses[impl] for impl in IMPLEMENTATIONS}) == len(IMPLEMENTATIONS)
+  default = next((impl for impl in IMPLEMENTATIONS if uses[impl] == uses[None]), "?")
+  # jax_lrn/_window.py: shifted on CPU, matmul (across channels) on TPU, reduce_window on GPU.
+  documented = {"cpu": "shifted", "tpu": "matmul"}.get(platform, "reduce_window")
   x = jax.random.normal(jax.random.key(3), (2, 5, 5, 16), jnp.float32)
-  same = bool(jnp.array_equal(lrn(x, 5, implementation=None), lrn(x, 5, implementation=default)))
+  same = default in IMPLEMENTATIONS and bool(
+    jnp.array_equal(lrn(x, 5, implementation=None), lrn(x, 5, implementation=default))
+  )
   checks = [
     dict(
       name="implementation=None is the documented choice",
@@ -641,9 +657,10 @@ def detect_default(platform: str) -> tuple[str, list[dict]]:
 
 
 def check_precision() -> list[dict]:
-  """LRN has no matrix product: XLA's default matmul precision (TF32 on recent NVIDIA GPUs,
-  bfloat16 passes on TPU) cannot touch it. Checked in the optimized programs, and by results
-  that are bitwise equal under every ``jax.default_matmul_precision``."""
+  """XLA's default matmul precision (TF32 on recent NVIDIA GPUs, bfloat16 passes on TPU) cannot
+  touch LRN: its programs have no matrix product, except ``implementation="matmul"``, whose
+  banded matrix products ask for ``Precision.HIGHEST`` themselves. Checked in the optimized
+  programs, and by results that are bitwise equal under every ``jax.default_matmul_precision``."""
   rng = np.random.default_rng(7)
   x = jnp.asarray(rng.normal(0.0, 2.0, size=(4, 9, 9, 32)), jnp.float32)
   g = jnp.asarray(rng.normal(0.0, 1.0, size=(4, 9, 9, 32)), jnp.float32)
@@ -670,15 +687,17 @@ def check_precision() -> list[dict]:
           raise fn
       text = programs[0].as_text().lower()
       found = [m for m in markers if m in text]
+      allowed = case.endswith(" matmul")  # its own products, at Precision.HIGHEST
       results = [fn(x, g) for fn in programs]
       equal = all(
         bool(jnp.array_equal(a, b)) for other in results[1:] for a, b in zip(results[0], other)
       )
       checks.append(
         dict(
-          name=f"{case}: no matmul/conv, same bits at every matmul precision",
+          name=f"{case}: {'' if allowed else 'no matmul/conv, '}same bits at every "
+          "matmul precision",
           kind="precision",
-          passed=not found and equal,
+          passed=(allowed or not found) and equal,
           detail=f"matmul/conv ops found: {found or 'none'}; bitwise equal: {equal}",
         )
       )
@@ -1000,18 +1019,26 @@ def training_group(dtype: str, quick: bool, seed: int, rounds: int, warmup: int)
 # ---------------------------------------------------------------------------------------------
 
 
-ABBREVIATION = {"shifted": "sh", "reduce_window": "rw", "tie": "tie", "—": "—"}
+ABBREVIATION = {
+  "shifted": "sh",
+  "reduce_window": "rw",
+  "shifted_squares": "sq",
+  "matmul": "mm",
+  "tie": "tie",
+  "—": "—",
+}
 DTYPE_SHORT = {"float32": "f32", "bfloat16": "bf16"}
 
 
 def faster(rows_by_impl: dict) -> str:
-  """The faster window implementation, or ``"tie"`` when the faster median is not below the
-  slower one's minimum (the difference is within the run-to-run spread)."""
-  a, b = rows_by_impl.get("shifted"), rows_by_impl.get("reduce_window")
-  if not a or not b or "ms" not in a or "ms" not in b:
+  """The fastest implementation, or ``"tie"`` when its median is not below the runner-up's
+  minimum (the difference is within the run-to-run spread)."""
+  timed = [rows_by_impl.get(impl) for impl in IMPLEMENTATIONS]
+  timed = sorted((r for r in timed if r and "ms" in r), key=lambda r: r["ms"])
+  if len(timed) < 2:
     return "—"
-  fast, slow = (a, b) if a["ms"] <= b["ms"] else (b, a)
-  if fast["ms"] >= slow["ms_min"]:
+  fast, second = timed[0], timed[1]
+  if fast["ms"] >= second["ms_min"]:
     return "tie"
   return fast["impl"]
 
@@ -1030,11 +1057,13 @@ def cell(row: dict | None, detail: bool = True) -> str:
   return text + (" inexact" if row.get("status") == "inexact" else "")
 
 
-def main_table(groups: list[dict]) -> tuple[str, list]:
+def main_table(groups: list[dict], default: str = "shifted") -> tuple[str, list]:
   """One row per (configuration, pass); kept narrow (no spaces around the bars) so that the
-  whole table fits in a short tail of the output."""
+  whole table fits in a short tail of the output: ms, ratio and floor fraction for the
+  implementation ``implementation=None`` runs here, ratios for the others."""
   header = ["configuration", "pass", "x*2 ms", "floor ms", *IMPLEMENTATIONS, "plain", "torch"]
-  lines = ["|" + "|".join([*header, "faster"]) + "|", "|---|---|" + "--:|" * 6 + "---|"]
+  columns = len(IMPLEMENTATIONS) + 4
+  lines = ["|" + "|".join([*header, "fastest"]) + "|", "|---|---|" + "--:|" * columns + "---|"]
   strategy = []
   for group in groups:
     by_key = {(r["impl"], r["pass_name"]): r for r in group["rows"]}
@@ -1057,26 +1086,29 @@ def main_table(groups: list[dict]) -> tuple[str, list]:
       base = group.get("baseline")
       base_ms = f"{base['ms']:.3g}" if base else "—"
       base_ms += "*" if base and base.get("near_call_overhead") else ""
-      floor_row = per_impl["shifted"] or {}
+      floor_row = next((r for r in per_impl.values() if r and "floor_ms" in r), {})
       floor_ms = f"{floor_row['floor_ms']:.3g}" if "floor_ms" in floor_row else "—"
       torch_row = per_impl["torch"] if p != "dx" else None
-      cells = [config, p, base_ms, floor_ms, cell(per_impl["shifted"])]
-      cells += [cell(per_impl["reduce_window"]), cell(per_impl["plain"], detail=False)]
+      cells = [config, p, base_ms, floor_ms]
+      cells += [cell(per_impl[impl], detail=impl == default) for impl in IMPLEMENTATIONS]
+      cells += [cell(per_impl["plain"], detail=False)]
       cells += [cell(torch_row, detail=False), ABBREVIATION[winner]]
       lines.append("|" + "|".join(cells) + "|")
   return "\n".join(lines), strategy
 
 
 def training_table(groups: list[dict]) -> str:
+  labels = ["no LRN", *(f"LRN {impl}" for impl in IMPLEMENTATIONS)]
   lines = [
-    "| training step | dtype | batch | x*2 ms (conv1 output) | no LRN ms | LRN shifted ms "
-    "(+ms, +x*2 passes) | LRN reduce_window ms (+ms, +x*2 passes) |",
-    "|---|---|---:|---:|---:|---:|---:|",
+    "| training step | dtype | batch | x*2 ms (conv1 output) | no LRN ms | "
+    + " | ".join(f"{label} ms (+ms, +x*2 passes)" for label in labels[1:])
+    + " |",
+    "|---|---|---:|---:|" + "---:|" * len(labels),
   ]
   for group in groups:
     by_impl = {r["impl"]: r for r in group["rows"]}
     cells = []
-    for label in ("no LRN", "LRN shifted", "LRN reduce_window"):
+    for label in labels:
       row = by_impl.get(label)
       if row is None or "ms" not in row:
         cells.append(row.get("status", "—") if row else "—")
@@ -1192,7 +1224,7 @@ def main(args: argparse.Namespace) -> int:
   bandwidth = measure_bandwidth(args.quick, platform, rounds, warmup, args.seed)
   results["bandwidth"] = bandwidth
   shapes = QUICK_SHAPES if args.quick else SHAPES
-  results["floors"] = floors(shapes, bandwidth["GBps"])
+  results["floors"] = floors(shapes, bandwidth["GBps"], args.quick)
   save()
 
   log("")
@@ -1259,7 +1291,7 @@ def main(args: argparse.Namespace) -> int:
 
   results["groups"] = groups
   results["training"] = training
-  table, strategy = main_table(groups)
+  table, strategy = main_table(groups, default)
   results["strategy"] = [{**entry, "default": default} for entry in strategy]
   rows = [r for g in groups for r in g["rows"]]
   # jax_lrn's rows decide the exit status; the baselines' (plain, torch, no LRN) are reported.
@@ -1272,6 +1304,7 @@ def main(args: argparse.Namespace) -> int:
   skipped = sum(r.get("status") == "skipped" for r in rows)
   results["summary"] = dict(
     finished=True,
+    smoke_values=args.quick,
     correctness_passed=not failed,
     timing_rows=len(rows),
     timing_rows_failed=len(bad_rows),
@@ -1282,10 +1315,11 @@ def main(args: argparse.Namespace) -> int:
   counts = {w: sum(s["faster"] == w for s in strategy) for w in (*IMPLEMENTATIONS, "tie")}
 
   log("")
+  fastest = ", ".join(f"{impl} in {counts[impl]}" for impl in IMPLEMENTATIONS)
   log(
-    f"window strategy on {results['environment']['device_kind']}: default {default}; faster: "
-    f"shifted in {counts['shifted']}, reduce_window in {counts['reduce_window']}, within the "
-    f"spread in {counts['tie']} of {len(strategy)} (configuration, pass) rows"
+    f"window strategy on {results['environment']['device_kind']}: default {default}; fastest: "
+    f"{fastest}, within the spread in {counts['tie']} of {len(strategy)} (configuration, pass) "
+    "rows"
   )
   log(
     f"correctness: {'all passed' if not failed else f'{len(failed)} FAILED'} "
@@ -1294,20 +1328,25 @@ def main(args: argparse.Namespace) -> int:
     f"{budget.elapsed():.0f} s in all"
   )
   if args.quick:
-    log("(--quick: small shapes and few rounds, a smoke run; not numbers to publish)")
+    log(SMOKE_NOTE)
   train_md = training_table(training)
   legend = (
-    "shifted, reduce_window: lrn(implementation=...), median ms, ratio to the elementwise pass "
-    "x*2 over the same array in the same rounds, fraction of the bandwidth floor reached "
-    "(floor ms / ms). plain (autodiff) and torch (F.local_response_norm; channels_last for "
-    "NHWC; its y+dx is forward + backward): ratio only. faster: sh, rw, or tie (the faster "
-    "median is not below the other's minimum). *: under twice the time of a trivial call, "
-    "so possibly the host's dispatch time rather than the device's."
+    f"{', '.join(IMPLEMENTATIONS)}: lrn(implementation=...); for {default} (what "
+    "implementation=None runs here) median ms, ratio to the elementwise pass x*2 over the same "
+    "array in the same rounds, fraction of the bandwidth floor reached (floor ms / ms); for the "
+    "others, plain (autodiff) and torch (F.local_response_norm; channels_last for NHWC; its "
+    "y+dx is forward + backward): ratio only. fastest: "
+    + ", ".join(f"{ABBREVIATION[i]} ({i})" for i in IMPLEMENTATIONS)
+    + ", or tie (the fastest median is not below the runner-up's minimum). *: under twice the "
+    "time of a trivial call, so possibly the host's dispatch time rather than the device's."
   )
+  if args.quick:
+    legend = f"{SMOKE_NOTE} {legend}"
   env = results["environment"]
   title = (
     f"{env['device_kind']} ({env['platform']}), jax {env['jax']}, copy bandwidth "
     f"{bandwidth['GBps']:.0f} GB/s; implementation=None runs {default} here"
+    + (" [SMOKE VALUES, --quick]" if args.quick else "")
   )
   if args.markdown:
     args.markdown.write_text(f"{title}\n\n{train_md}\n\n{legend}\n\n{table}\n")

@@ -19,17 +19,20 @@ from jax_lrn._power import divide_by_power, log_where_regular
 from jax_lrn._window import (
   EVEN_PLACEMENTS,
   IMPLEMENTATIONS,
+  SQUARES_OF_SHIFTS,
   WindowConfig,
   inner_window_sum,
   last_window_sum,
+  per_platform,
   window_extent,
   window_sum,
+  window_sum_of_squares,
 )
 
 MODES = ("across_channels", "within_channel")
 Mode = Literal["across_channels", "within_channel"]
 EvenPlacement = Literal["before", "after"]
-Implementation = Literal["shifted", "reduce_window"]
+Implementation = Literal["shifted", "reduce_window", "shifted_squares", "matmul"]
 
 # ---------------------------------------------------------------------------------------------
 # The differentiable core. x arrives in its own dtype (16-bit inputs stay 16-bit in memory, also
@@ -58,8 +61,14 @@ def _widen(x):
 
 
 def _forward(cfg: WindowConfig, x, alpha, beta, k):
+  return per_platform(_forward_with, cfg, x, alpha, beta, k)
+
+
+def _forward_with(cfg: WindowConfig, x, alpha, beta, k):
+  """The forward pass for a concrete ``cfg.implementation``."""
   u = _widen(x)
-  s, _ = _denominator(inner_window_sum(u * u, cfg), alpha, k, cfg)
+  window_sq = window_sum_of_squares(x, cfg, u.dtype)
+  s = k + (alpha / cfg.count) * window_sq
   return divide_by_power(u, s, beta, cfg.static_beta).astype(x.dtype)
 
 
@@ -89,6 +98,14 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
       None,
       zero if want_k else None,
     )
+  return per_platform(_backward_with, cfg, x, alpha, beta, k, g, wanted)
+
+
+def _backward_with(cfg: WindowConfig, x, alpha, beta, k, g, wanted):
+  """The backward pass for a concrete ``cfg.implementation``."""
+  if cfg.implementation in SQUARES_OF_SHIFTS:
+    return _backward_squares_of_shifts(cfg, x, alpha, beta, k, g, wanted)
+  want_x, want_alpha, want_beta, want_k = (flag is not None for flag in wanted)
   # Two passes over memory (plus one per extra window axis), each one fused loop that sums its
   # window from shifted reads (on CPU; see jax_lrn._window):
   #   1. t = g y / s, stored once (read x, g; write t);
@@ -115,8 +132,8 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
   # static beta = 0 returns above; for a traced beta, y_i = 0 there when beta = 0, and s_i is
   # replaced by 1 so that t_i = 0: every term scaled by beta then vanishes, and its derivatives
   # in beta, which a select on beta == 0 would lose, stay right.)
-  t = g * y / (s if cfg.static_beta is not None else jnp.where(s == 0, 1.0, s))
-  dx = dalpha = dbeta = dk = None
+  t = _cross_factor(g, y, s, cfg)
+  dx = None
   if want_x:
     # dx_j = g_j s_j^-beta - 2 (alpha/n) beta x_j sum_{i: j in W(i)} t_i  (mirrored window).
     if len(cfg.axes) == 1:
@@ -131,6 +148,13 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
     cross_term = (2.0 * beta * alpha / cfg.count) * u * cross
     dx = divide_by_power(g, s, beta, cfg.static_beta) - cross_term
     dx = dx.astype(x.dtype)
+  return dx, *_parameter_cotangents(cfg, wanted, beta, g, y, s, t, window_sq)
+
+
+def _parameter_cotangents(cfg: WindowConfig, wanted, beta, g, y, s, t, window_sq):
+  """``(dalpha, dbeta, dk)``, each ``None`` where not wanted."""
+  _, want_alpha, want_beta, want_k = (flag is not None for flag in wanted)
+  dalpha = dbeta = dk = None
   if want_alpha:
     dalpha = -(beta / cfg.count) * jnp.sum(t * window_sq)
   if want_k:
@@ -139,7 +163,47 @@ def _lrn_core_bwd(cfg: WindowConfig, res, g):
     # d y_i / d beta = -y_i log s_i. Where s_i is 0 or inf, y_i is 0 (x_i = 0, or x_i / inf)
     # or nan, and the log is taken as 0 (a finite value with finite derivatives).
     dbeta = -jnp.sum(g * y * log_where_regular(s))
-  return dx, dalpha, dbeta, dk
+  return dalpha, dbeta, dk
+
+
+def _backward_squares_of_shifts(cfg: WindowConfig, x, alpha, beta, k, g, wanted):
+  """The backward of ``"shifted_squares"`` and ``"matmul"`` (TPU's choices), the same formula
+  written as two passes: (1) t = g y / s, with s's window squaring shifted copies of x; (2) dx =
+  g s^-beta - 2 beta alpha/n x W'(t), s recomputed the same way and W'(t) a banded matrix
+  product or a reduce_window. XLA:TPU fuses the computation of t into the matrix product's
+  input and the rest of dx into its output (dx only: one fusion, reading x and g once, writing
+  dx). No partial sums of squares are stored: on XLA:TPU
+  recomputing them from shifted reads of x costs no memory traffic, while storing them (the
+  structure of the other implementations' backward) moved more bytes than plain autodiff.
+  Across channels an optimization barrier on x before the first pass keeps XLA:TPU from sharing
+  s between the passes and with the forward's y (which stores it: y and dx 6x the elementwise
+  pass's bytes instead of 5.5x); within channel the barriers cost bytes (dx 9x instead of 6.5x),
+  so there are none."""
+  want_x = wanted[0] is not None
+  if len(cfg.axes) == 1:
+    x = lax.optimization_barrier(x)
+  u = _widen(x)
+  g = g.astype(u.dtype)
+  window_sq = window_sum_of_squares(x, cfg, u.dtype)
+  s = k + (alpha / cfg.count) * window_sq
+  y = divide_by_power(u, s, beta, cfg.static_beta)
+  t = _cross_factor(g, y, s, cfg)  # see _backward_with for why a division
+  dx = None
+  if want_x:
+    u = _widen(x)
+    s = k + (alpha / cfg.count) * window_sum_of_squares(x, cfg, u.dtype)
+    cross_term = (2.0 * beta * alpha / cfg.count) * u * window_sum(t, cfg, transpose=True)
+    dx = divide_by_power(g, s, beta, cfg.static_beta) - cross_term
+    dx = dx.astype(x.dtype)
+  return dx, *_parameter_cotangents(cfg, wanted, beta, g, y, s, t, window_sq)
+
+
+def _cross_factor(g, y, s, cfg: WindowConfig):
+  """``t = g y / s``, the shared factor of every cross term of the backward. For a traced beta,
+  ``s = 0`` is replaced by 1 (there ``y = 0`` when beta = 0), so that ``t = 0`` and every term
+  scaled by beta vanishes with derivatives in beta that stay right (a select on ``beta == 0``
+  would lose them); a static beta = 0 never gets here."""
+  return g * y / (s if cfg.static_beta is not None else jnp.where(s == 0, 1.0, s))
 
 
 _lrn_core.defvjp(_lrn_core_fwd, _lrn_core_bwd, symbolic_zeros=True)
@@ -558,13 +622,18 @@ def lrn(
       ``vmap``-ped inputs.
     even_placement: where the larger half of an even-size window goes: ``"before"`` (PyTorch)
       or ``"after"`` (ONNX, cuDNN), case-insensitive. No effect for odd sizes.
-    implementation: how the window's last axis (the only one across channels) is summed:
-      ``None`` (default) picks per platform (``"shifted"`` on CPU, ``"reduce_window"`` on GPU
-      and TPU; also inside a program exported for several platforms); ``"shifted"`` adds shifted
-      copies, which XLA fuses with the elementwise work; ``"reduce_window"`` uses
-      ``lax.reduce_window``; case-insensitive. Both give the same values to rounding. The
-      other axes of a within-channel window, and windows longer than 16 along an axis, always
-      use ``reduce_window``.
+    implementation: how the window sums are computed: ``None`` (default) picks per platform
+      (``"shifted"`` on CPU, ``"reduce_window"`` on GPU, ``"matmul"`` across channels and
+      ``"shifted_squares"`` within channel on TPU; also inside a program exported for several
+      platforms); ``"shifted"`` adds shifted copies of ``x**2`` along the last window axis,
+      which XLA fuses with the elementwise work; ``"reduce_window"`` uses
+      ``lax.reduce_window``; ``"shifted_squares"`` adds the squares of shifted copies of ``x``
+      (no ``x**2`` array), with ``reduce_window`` for the backward's other window sums;
+      ``"matmul"`` is ``"shifted_squares"`` with the backward's cotangent window a banded
+      matrix product (``Precision.HIGHEST``). All give the same values to rounding. The other
+      axes of a within-channel window, and windows longer than 16 along an axis, use
+      ``reduce_window`` (``"matmul"``: matrix products along every axis in the backward).
+      Case-insensitive.
 
   Returns:
     Array of the same shape and dtype as ``x``.

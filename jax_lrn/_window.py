@@ -2,27 +2,36 @@
 
 Everything here is static (hashable, resolved at trace time) except the arrays passed to the
 window sums. A window spans one axis (``across_channels``) or several (``within_channel``) and is
-summed separably, one axis at a time, by one of two implementations:
+summed separably, one axis at a time, by one of four implementations:
 
 * ``"shifted"``: ``size`` shifted copies of the array (each a ``lax.pad`` with negative
   padding) added together. XLA fuses them with the elementwise work before and after, so on
   XLA:CPU squares, window sum, power and product are one loop over memory.
 * ``"reduce_window"``: one ``lax.reduce_window`` per axis, a single operation whose program does
   not grow with the window. XLA:CPU never fuses it with its producer or consumer (an extra pass
-  over memory); XLA:GPU fuses it with both (TPU: see below).
+  over memory); XLA:GPU fuses it with both.
+* ``"shifted_squares"``: the window of squares squares shifted copies of ``x`` itself (in its
+  own dtype, widened after the shift) along the last window axis, so that no array of squares
+  exists; the backward's other window sums are ``reduce_window``s (:func:`window_sum_of_squares`).
+* ``"matmul"``: as ``"shifted_squares"``, but the backward's window sum of the stored cotangent
+  term is a product with a banded 0/1 matrix along each window axis (a matrix unit's work, at
+  ``Precision.HIGHEST``).
 
-``implementation=None`` chooses per platform with ``lax.platform_dependent``, so a program
-exported for several platforms carries each one's choice:
+``implementation=None`` chooses per platform with ``lax.platform_dependent``, once per pass
+(forward, backward), so a program exported for several platforms carries each one's choice:
 
 * CPU: ``"shifted"`` (measured by ``benchmarks/bench_lrn.py``: the fused loops read each input
   and write each output once, while every ``reduce_window`` adds a pass of its own over memory;
   plain autodiff of one ``reduce_window`` was 4.5x slower in the dx-only context).
 * GPU: ``"reduce_window"``. XLA's GPU fusion rules fuse it into loop fusions with its
   elementwise producers and consumers, which is what the shifted form buys on CPU. Not yet
-  measured against ``"shifted"`` on a GPU: ``benchmarks/device_check.py`` times both.
-* TPU: GPU's choice, because nothing measured says otherwise. No TPU has run either form, and
-  XLA's TPU compiler is not open source, so how it fuses ``reduce_window`` cannot be read from
-  its code as GPU's can; ``benchmarks/device_check.py`` runs unchanged on a TPU VM to settle it.
+  measured against the others on a GPU: ``benchmarks/device_check.py`` times every one.
+* TPU: ``"matmul"`` across channels, ``"shifted_squares"`` within channel, chosen by XLA:TPU's
+  own cost analysis of programs compiled ahead of time for v4, v5e, v5p and v6e
+  (``benchmarks/tpu_aot.py``; no TPU has run them). Squaring before shifting made XLA:TPU store
+  ``x*x`` and read it back at every shift (forward 5.5x the elementwise pass's bytes, against
+  1.0x for the squares of shifts); the banded product lets the cotangent window fuse into the
+  matrix unit's loop (dx only 2.5x, against 6x with a ``reduce_window``).
 
 Windows longer than ``SHIFTED_MAX_SIZE`` along an axis always use ``reduce_window`` (the shifted
 form's program grows with the size). Windows longer than their axis are clipped to it (elements
@@ -37,12 +46,15 @@ from collections.abc import Callable
 
 import jax
 import jax.core
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import AxisType
 
 EVEN_PLACEMENTS = ("before", "after")
-IMPLEMENTATIONS = ("shifted", "reduce_window")
+IMPLEMENTATIONS = ("shifted", "reduce_window", "shifted_squares", "matmul")
+# The implementations whose window of squares squares shifted copies of x (no x*x array).
+SQUARES_OF_SHIFTS = ("shifted_squares", "matmul")
 
 # Windows longer than this along an axis are summed with reduce_window whatever the platform.
 SHIFTED_MAX_SIZE = 16
@@ -134,6 +146,16 @@ def reduce_window_sum_along(v, axis: int, pad: tuple[int, int]):
   return lax.reduce_window(v, np.zeros((), v.dtype), lax.add, window, (1,) * v.ndim, padding)
 
 
+def _reduce_window_over(v, axes: tuple[int, ...], pad: tuple[int, int]):
+  """The window sum over every axis of ``axes`` at once: one ``reduce_window``."""
+  window = [1] * v.ndim
+  padding = [(0, 0)] * v.ndim
+  for axis in axes:
+    padding[axis] = _clipped(pad, v.shape[axis])
+    window[axis] = padding[axis][0] + padding[axis][1] + 1
+  return lax.reduce_window(v, np.zeros((), v.dtype), lax.add, window, (1,) * v.ndim, padding)
+
+
 def _shifted(v, axis: int, offset: int):
   """``u[i] = v[i + offset]`` along ``axis``, zero where ``i + offset`` falls outside."""
   config = [(0, 0, 0)] * v.ndim
@@ -150,6 +172,33 @@ def shifted_sum_along(v, axis: int, pad: tuple[int, int]):
   return out
 
 
+def shifted_squares_along(x, axis: int, pad: tuple[int, int], dtype):
+  """``sum_d x[i + d] ** 2`` along ``axis``, each shifted copy of ``x`` (in its own dtype) widened
+  to ``dtype`` and squared: no array of squares exists for XLA to store."""
+  out = None
+  for offset in range(-pad[0], pad[1] + 1):
+    u = (x if offset == 0 else _shifted(x, axis, offset)).astype(dtype)
+    out = u * u if out is None else out + u * u
+  return out
+
+
+def matmul_sum_along(v, axis: int, pad: tuple[int, int]):
+  """``sum_{d=-pad[0]}^{pad[1]} v[i + d]`` along ``axis`` as ``v`` times a banded 0/1 matrix
+  (a matrix unit's work, exact in float32: ``Precision.HIGHEST``). Symbolic extents fall back
+  to ``reduce_window`` (the matrix needs the extent)."""
+  extent = v.shape[axis]
+  if not isinstance(extent, int):
+    return reduce_window_sum_along(v, axis, pad)
+  index = np.arange(extent)
+  offset = index[:, None] - index[None, :]  # band[j, i] = 1 where j - i lies in the window
+  band = ((offset >= -pad[0]) & (offset <= pad[1])).astype(v.dtype)
+  dims = (((axis,), (0,)), ((), ()))
+  out = lax.dot_general(
+    v, band, dims, precision=lax.Precision.HIGHEST, preferred_element_type=v.dtype
+  )
+  return jnp.moveaxis(out, -1, axis)
+
+
 def _platform_sum_along(v, axis: int, pad: tuple[int, int]):
   """The platform's choice (see the module docstring): shifted on CPU, reduce_window elsewhere."""
   return lax.platform_dependent(
@@ -159,15 +208,45 @@ def _platform_sum_along(v, axis: int, pad: tuple[int, int]):
   )
 
 
+def tpu_implementation(cfg: WindowConfig) -> str:
+  """The TPU's choice (see the module docstring): ``"matmul"`` for one window axis (across
+  channels), ``"shifted_squares"`` for several (within channel)."""
+  return "matmul" if len(cfg.axes) == 1 else "shifted_squares"
+
+
+def per_platform(fn: Callable, cfg: WindowConfig, *args):
+  """``fn(cfg, *args)``; where ``cfg.implementation`` is ``None``, one call per platform with
+  that platform's implementation, chosen by ``lax.platform_dependent`` (a program lowered for
+  one platform contains only its own)."""
+  if cfg.implementation is not None:
+    return fn(cfg, *args)
+
+  def using(implementation: str) -> Callable:
+    return functools.partial(fn, dataclasses.replace(cfg, implementation=implementation))
+
+  return lax.platform_dependent(
+    *args,
+    cpu=using("shifted"),
+    tpu=using(tpu_implementation(cfg)),
+    default=using("reduce_window"),
+  )
+
+
 def _sum_along(v, axis: int, pad: tuple[int, int], implementation: str | None):
   pad = _clipped(pad, v.shape[axis])
-  if implementation == "reduce_window" or not _fits_shifted(pad):
+  if implementation == "matmul":
+    chosen = matmul_sum_along
+  elif implementation == "reduce_window" or not _fits_shifted(pad):
     chosen = reduce_window_sum_along
   elif implementation == "shifted":
     chosen = shifted_sum_along
   else:
     chosen = _platform_sum_along
-  sum_along: Callable = functools.partial(chosen, axis=axis, pad=pad)
+  return _on_mesh(functools.partial(chosen, axis=axis, pad=pad), v, axis)
+
+
+def _on_mesh(sum_along: Callable, v, axis: int):
+  """``sum_along(v)``, inside ``auto_axes`` where ``axis`` of ``v`` is sharded explicitly."""
   explicit = _explicit_mesh_axes(v, axis)
   if explicit:
     # On an Explicit mesh, JAX's sharding-in-types rules reject padding a sharded axis (both
@@ -210,5 +289,43 @@ def window_sum(v, cfg: WindowConfig, *, transpose: bool = False):
   The transpose (the adjoint, over the mirrored window) equals the plain sum for odd sizes; for
   even sizes the window's two halves swap.
   """
+  if cfg.implementation in SQUARES_OF_SHIFTS:
+    # The backward's cotangent window: a banded matrix product per axis ("matmul"), or one
+    # reduce_window per axis ("shifted_squares"), never shifted copies (see window_sum_of_squares).
+    reach = _reach(cfg, transpose)
+    if cfg.implementation == "shifted_squares" and not any(
+      _explicit_mesh_axes(v, axis) for axis in cfg.axes
+    ):
+      return _reduce_window_over(v, cfg.axes, reach)
+    each = "matmul" if cfg.implementation == "matmul" else "reduce_window"
+    for axis in cfg.axes:
+      v = _sum_along(v, axis, reach, each)
+    return v
   inner = inner_window_sum(v, cfg, transpose=transpose)
   return last_window_sum(inner, cfg, transpose=transpose)
+
+
+def window_sum_of_squares(x, cfg: WindowConfig, dtype):
+  """``sum_{j in W(i)} x_j^2`` in ``dtype`` from ``x`` in its own dtype, for a concrete
+  ``cfg.implementation`` (not ``None``).
+
+  ``"shifted_squares"`` and ``"matmul"`` square shifted copies of ``x`` along the last window
+  axis (each widened after the shift, so 16-bit inputs are shifted as 16-bit) and sum the other
+  axes with ``reduce_window``: XLA:TPU then fuses the whole window into the loop that reads
+  ``x``, where squaring first made it store ``x*x`` and read it back at every shift. The other
+  implementations square ``x`` first (:func:`inner_window_sum`, :func:`last_window_sum`).
+  """
+  if cfg.implementation not in SQUARES_OF_SHIFTS:
+    u = x.astype(dtype)
+    return last_window_sum(inner_window_sum(u * u, cfg), cfg)
+  axis = cfg.axes[-1]
+  pad = _clipped((cfg.lo, cfg.hi), x.shape[axis])
+  if not _fits_shifted(pad):
+    u = x.astype(dtype)
+    out = _sum_along(u * u, axis, pad, "reduce_window")
+  else:
+    squares = functools.partial(shifted_squares_along, axis=axis, pad=pad, dtype=dtype)
+    out = _on_mesh(squares, x, axis)
+  for inner in cfg.axes[:-1]:
+    out = _sum_along(out, inner, (cfg.lo, cfg.hi), "reduce_window")
+  return out

@@ -1,6 +1,17 @@
 """Test-wide JAX settings: float64 available, and strict dtype promotion so hidden upcasts fail."""
 
-import jax
+import importlib.util
+import os
+
+# The tests run on the CPU. libtpu (the tpu extra) is there for tests/test_tpu_cost.py, which
+# compiles for TPU ahead of time; as a backend it would be initialised by every process that
+# starts JAX (printing warnings where there is no TPU), and the first process to load it takes a
+# lock file that makes the next one (a test's subprocess, another run) fail.
+if importlib.util.find_spec("libtpu") is not None:
+  os.environ.setdefault("JAX_PLATFORMS", "cpu")
+  os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+
+import jax  # noqa: E402
 import numpy as np
 import pytest
 
@@ -17,7 +28,6 @@ from hypothesis import settings  # noqa: E402
 
 # CI runs the same examples every time (no flaky draws); locally hypothesis explores freely.
 settings.register_profile("ci", derandomize=True, print_blob=True)
-import os  # noqa: E402
 
 if os.environ.get("CI"):
   settings.load_profile("ci")

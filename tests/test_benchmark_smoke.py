@@ -62,7 +62,9 @@ def test_device_check_quick_on_cpu(tmp_path):
   out = tmp_path / "device.json"
   proc = subprocess.run(
     [sys.executable, "benchmarks/device_check.py", "--platform", "cpu", "--quick"]
-    + ["--json", str(out)],
+    # Every group is run (the default budget, sized for an accelerator, can skip the last
+    # ones on two busy cores).
+    + ["--json", str(out), "--budget-s", "1200"],
     cwd=ROOT,
     env={**os.environ, "PYTHONPATH": str(ROOT)},
     capture_output=True,
@@ -82,13 +84,22 @@ def test_device_check_quick_on_cpu(tmp_path):
   assert results["bandwidth"]["GBps"] > 0
   assert results["floors"] and all(f["bytes"] > 0 and f["ms"] > 0 for f in results["floors"])
   rows = [r for g in results["groups"] for r in g["rows"]]
-  assert len(rows) == 4 * 3 * 3  # 4 groups x (shifted, reduce_window, plain) x 3 passes
+  # 4 groups x (shifted, reduce_window, shifted_squares, matmul, plain) x 3 passes
+  assert len(rows) == 4 * 5 * 3
   for row in rows:
     assert row["status"] == "ok" and row["ms"] > 0 and row["ratio"] > 0, row
     assert 0 < row["floor_ms"] and row["floor_fraction"] > 0
     assert all(0 <= w <= 1 for w in row["worst"].values())
   training = [r for t in results["training"] for r in t["rows"]]
-  assert {r["impl"] for r in training} == {"no LRN", "LRN shifted", "LRN reduce_window"}
+  assert {r["impl"] for r in training} == {
+    "no LRN",
+    "LRN shifted",
+    "LRN reduce_window",
+    "LRN shifted_squares",
+    "LRN matmul",
+  }
+  assert results["summary"]["smoke_values"]
+  assert "SMOKE VALUES" in proc.stdout.splitlines()[-15]  # the title above the table
   assert all(r["status"] == "ok" and r["ms"] > 0 for r in training)
   assert results["summary"]["timing_rows_skipped"] == 0
   last = proc.stdout.strip().splitlines()

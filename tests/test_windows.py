@@ -1,4 +1,4 @@
-"""Window sums: both implementations, the per-platform choice, windows longer than their axis."""
+"""Window sums: every implementation, the per-platform choice, windows longer than their axis."""
 
 import jax
 import jax.numpy as jnp
@@ -9,9 +9,9 @@ from jax import export
 from jax_lrn import lrn
 
 import reference
-from cases import equations, random_input
+from cases import RTOL, equations, random_input
 
-IMPLEMENTATIONS = [None, "shifted", "reduce_window"]
+IMPLEMENTATIONS = [None, "shifted", "reduce_window", "shifted_squares", "matmul"]
 CASES = [  # (shape, size, kwargs)
   ((2, 5, 5, 12), 5, dict()),
   ((2, 12, 5, 5), 4, dict(channel_axis=1, even_placement="after")),
@@ -28,9 +28,9 @@ def _reference_kwargs(kw):
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("shape, size, kw", CASES)
 def test_each_implementation_matches_the_reference(rng, implementation, shape, size, kw):
-  """Both ways of summing a window (and the platform's choice), forward and every cotangent,
-  against the float64 loop reference. On CPU this also exercises the GPU/TPU branch
-  (reduce_window), which the platform dispatch never picks here."""
+  """Every way of summing a window (and the platform's choice), forward and every cotangent,
+  against the float64 loop reference. On CPU this also exercises the GPU's and the TPU's
+  branches (reduce_window; shifted_squares and matmul), which the dispatch never picks here."""
   x, x64 = random_input(rng, shape, jnp.float64, scale=2.0)
   g, g64 = random_input(rng, shape, jnp.float64)
   params = (jnp.float64(0.7), jnp.float64(0.6), jnp.float64(1.5))
@@ -41,6 +41,42 @@ def test_each_implementation_matches_the_reference(rng, implementation, shape, s
   np.testing.assert_allclose(np.asarray(y), ry, rtol=1e-12)
   for got, want in zip(cotangents, rgrads):
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("implementation", ["shifted_squares", "matmul"])
+@pytest.mark.parametrize("shape, size, kw", [CASES[1], CASES[2]])
+def test_tpu_implementations_second_order(rng, implementation, shape, size, kw):
+  """grad-of-grad through the TPU implementations' backward (its banded matrix products and
+  squares of shifts transposed) equals grad-of-grad through the shifted implementation's."""
+  x, _ = random_input(rng, shape, jnp.float64, scale=2.0)
+  v = jnp.asarray(rng.normal(size=shape))
+
+  def gradgrad(impl):
+    f = lambda x: lrn(x, size, 0.7, 0.6, 1.5, implementation=impl, **kw)  # noqa: E731
+    inner = jax.grad(lambda x: jnp.sum(f(x) * v))
+    return jax.grad(lambda x: jnp.sum(inner(x) ** 2))(x)
+
+  np.testing.assert_allclose(
+    np.asarray(gradgrad(implementation)), np.asarray(gradgrad("shifted")), rtol=1e-10, atol=1e-12
+  )
+
+
+@pytest.mark.parametrize("implementation", ["shifted_squares", "matmul"])
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=lambda d: jnp.dtype(d).name)
+@pytest.mark.parametrize("shape, size, kw", [CASES[0], CASES[2]])
+def test_tpu_implementations_in_16_bit(rng, implementation, dtype, shape, size, kw):
+  """16-bit inputs shifted as 16-bit and widened after the shift: y within half an ulp of the
+  float64 reference, dx within the output rounding of its largest entry, both in x's dtype."""
+  x, x64 = random_input(rng, shape, dtype, scale=2.0)
+  g, g64 = random_input(rng, shape, dtype)
+  f = lambda x: lrn(x, size, 0.7, 0.6, 1.5, implementation=implementation, **kw)  # noqa: E731
+  y, vjp = jax.vjp(f, x)
+  (dx,) = vjp(g)
+  assert y.dtype == dx.dtype == dtype
+  ry, rdx, *_ = reference.lrn_and_grads(x64, g64, size, 0.7, 0.6, 1.5, **_reference_kwargs(kw))
+  np.testing.assert_allclose(np.asarray(y, np.float64), ry, rtol=RTOL[dtype])
+  err = np.max(np.abs(np.asarray(dx, np.float64) - rdx)) / np.max(np.abs(rdx))
+  assert err < RTOL[dtype]
 
 
 @pytest.mark.parametrize("shape, size, kw", CASES)
@@ -77,8 +113,9 @@ def test_export_for_cpu_gpu_and_tpu(rng, kw):
 @pytest.mark.parametrize("kw", [dict(), dict(mode="within_channel")])
 def test_each_platform_gets_its_window_sum(kw):
   """The platform dispatch: a program lowered for CPU sums the last window axis with shifted
-  copies (pads; within channel the inner axis is always a reduce_window), for GPU or TPU every
-  window axis with reduce_window (no pads), and one lowered for all three carries both."""
+  copies (pads; within channel the inner axis is always a reduce_window), for GPU every window
+  axis with reduce_window (no pads), for TPU squares shifted copies of x (pads; within channel
+  the inner axis is a reduce_window), and one lowered for all three carries both."""
   spec = jax.ShapeDtypeStruct((2, 6, 6, 8), jnp.float32)
   f = jax.jit(lambda x: lrn(x, 5, 1.0, **kw))
 
@@ -88,7 +125,7 @@ def test_each_platform_gets_its_window_sum(kw):
 
   assert ops(("cpu",)) == (True, kw != {})
   assert ops(("cuda",)) == (False, True)
-  assert ops(("tpu",)) == (False, True)
+  assert ops(("tpu",)) == (True, kw != {})
   assert ops(("cpu", "cuda", "tpu")) == (True, True)
 
 
@@ -116,7 +153,10 @@ def test_windows_longer_than_their_axis(rng, implementation, shape, kw, window_a
     for eqn in equations(jaxpr.jaxpr):
       if eqn.primitive.name == "reduce_window_sum":
         assert max(eqn.params["window_dimensions"]) <= longest
-    assert sum(eqn.primitive.name == "pad" for eqn in equations(jaxpr.jaxpr)) <= 6 * longest
+    # None carries the branches of two platforms that pad (CPU's and TPU's), each bounded.
+    branches = 2 if implementation is None else 1
+    pads = sum(eqn.primitive.name == "pad" for eqn in equations(jaxpr.jaxpr))
+    assert pads <= 6 * longest * branches
     y, vjp = jax.vjp(f, x)
     (dx,) = vjp(g)
     same = min(size, 99)  # covers every axis here: the same window
