@@ -623,9 +623,10 @@ def lrn(
     even_placement: where the larger half of an even-size window goes: ``"before"`` (PyTorch)
       or ``"after"`` (ONNX, cuDNN), case-insensitive. No effect for odd sizes.
     implementation: how the window sums are computed: ``None`` (default) picks per platform
-      (``"shifted"`` on CPU, ``"reduce_window"`` on GPU, ``"matmul"`` across channels and
-      ``"shifted_squares"`` within channel on TPU; also inside a program exported for several
-      platforms); ``"shifted"`` adds shifted copies of ``x**2`` along the last window axis,
+      (``"shifted"`` on CPU; ``"reduce_window"`` across channels and ``"shifted_squares"``
+      within channel on CUDA GPUs; ``"matmul"`` across channels and ``"shifted_squares"``
+      within channel on TPU; ``"reduce_window"`` elsewhere; also inside a program exported for
+      several platforms); ``"shifted"`` adds shifted copies of ``x**2`` along the last window axis,
       which XLA fuses with the elementwise work; ``"reduce_window"`` uses
       ``lax.reduce_window``; ``"shifted_squares"`` adds the squares of shifted copies of ``x``
       (no ``x**2`` array), with ``reduce_window`` for the backward's other window sums;
