@@ -6,9 +6,10 @@ reproduces the conventions of Caffe, TensorFlow, PyTorch, ONNX, cuDNN and MXNet 
 """
 
 from jax_lrn import compat
+from jax_lrn._gdn import gdn
 from jax_lrn._lrn import lrn
 
 #: The version of jax_lrn; the package metadata reads it from here.
 __version__ = "0.1.0"
 
-__all__ = ["lrn", "compat", "__version__"]
+__all__ = ["lrn", "compat", "__version__", "gdn"]

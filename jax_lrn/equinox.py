@@ -11,6 +11,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from jax_lrn._gdn import (
+  apply_layer,
+  check_layer_arguments,
+  effective_parameters,
+  initial_parameters,
+)
 from jax_lrn._layer import LEARNABLE, check_hyperparameters, constrain, initial_raw, normalize
 from jax_lrn._lrn import EvenPlacement, Mode
 
@@ -145,4 +151,112 @@ class LocalResponseNorm(eqx.Module):
       channel_axis=self.channel_axis,
       spatial_axes=self.spatial_axes,
       even_placement=self.even_placement,
+    )
+
+
+class GDN(eqx.Module):
+  r"""Generalized divisive normalization layer (Equinox): GDN, IGDN or the simplified GDN.
+
+  .. math::
+
+    y_i = \frac{x_i}{\bigl(\beta_i + \sum_j \gamma_{ji} \, |x_j|^{\alpha}\bigr)^{\epsilon}}
+
+  The arguments are those of :class:`jax_lrn.nnx.GDN` (less ``rngs``), and the output is
+  :func:`jax_lrn.gdn` with the layer's settings, equal to the Flax layers'. The array leaves
+  ``raw_beta`` (``(C,)``) and ``raw_gamma`` (``(C, C)``) are the references' reparameterised
+  values, initialised to beta = 1 and gamma = ``gamma_init * I`` and read through the lower
+  bound described for :class:`jax_lrn.nnx.GDN`; ``eqx.filter_grad`` and optax reach them like
+  any other parameter. The other settings are static fields. :meth:`values` gives the effective
+  ``beta`` and ``gamma``.
+
+  Args:
+    num_features: the channel count ``C``.
+    inverse: IGDN (multiply by the pool's power instead of dividing).
+    rectify: apply ``max(x, 0)`` first.
+    alpha: exponent of ``|x_j|`` (a real number ``> 0``; fixed).
+    epsilon: exponent of the pool (a real number ``>= 0``; fixed).
+    beta_min: lower bound of ``beta`` (``>= 0``).
+    gamma_init: initial diagonal of ``gamma`` (``>= 0``).
+    channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW; ``0`` for Equinox's
+      unbatched ``(C, H, W)`` convention).
+    param_dtype: dtype of ``raw_beta`` and ``raw_gamma``.
+
+  Raises:
+    TypeError, ValueError: at construction for a bad argument; at the first call for an input
+      whose channel count is not ``num_features`` (the messages of :func:`jax_lrn.gdn`).
+
+  Examples:
+    >>> import equinox as eqx
+    >>> import jax, jax.numpy as jnp
+    >>> from jax_lrn.equinox import GDN
+    >>> layer = GDN(3, channel_axis=0)
+    >>> layer(jnp.full((3, 4, 4), 2.0))[:, 0, 0]  # 2 / sqrt(1 + 0.1 * 2**2)
+    Array([1.6903085, 1.6903085, 1.6903085], dtype=float32)
+    >>> grads = eqx.filter_grad(lambda m, x: m(x).sum())(layer, jnp.ones((3, 4, 4)))
+    >>> grads.raw_gamma.shape
+    (3, 3)
+  """
+
+  num_features: int = eqx.field(static=True)
+  inverse: bool = eqx.field(static=True)
+  rectify: bool = eqx.field(static=True)
+  alpha: float = eqx.field(static=True)
+  epsilon: float = eqx.field(static=True)
+  beta_min: float = eqx.field(static=True)
+  gamma_init: float = eqx.field(static=True)
+  channel_axis: int = eqx.field(static=True)
+  raw_beta: jax.Array
+  raw_gamma: jax.Array
+
+  def __init__(
+    self,
+    num_features: int,
+    *,
+    inverse: bool = False,
+    rectify: bool = False,
+    alpha: float = 2.0,
+    epsilon: float = 0.5,
+    beta_min: float = 1e-6,
+    gamma_init: float = 0.1,
+    channel_axis: int = -1,
+    param_dtype: jnp.dtype = jnp.float32,
+  ):
+    check_layer_arguments(
+      num_features,
+      inverse=inverse,
+      rectify=rectify,
+      alpha=alpha,
+      epsilon=epsilon,
+      beta_min=beta_min,
+      gamma_init=gamma_init,
+      channel_axis=channel_axis,
+      param_dtype=param_dtype,
+    )
+    self.num_features = int(num_features)
+    self.inverse, self.rectify = bool(inverse), bool(rectify)
+    self.alpha, self.epsilon = float(alpha), float(epsilon)
+    self.beta_min, self.gamma_init = float(beta_min), float(gamma_init)
+    self.channel_axis = int(channel_axis)
+    self.raw_beta, self.raw_gamma = initial_parameters(
+      self.num_features, self.gamma_init, param_dtype
+    )
+
+  def values(self) -> dict[str, jax.Array]:
+    """The effective ``beta`` and ``gamma`` the layer uses now."""
+    return effective_parameters(self.raw_beta, self.raw_gamma, self.beta_min)
+
+  def __call__(self, x: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
+    """Normalizes ``x``; returns an array of its shape and dtype. ``key`` is unused (accepted
+    for ``eqx.nn.Sequential``)."""
+    del key
+    return apply_layer(
+      x,
+      self.raw_beta,
+      self.raw_gamma,
+      beta_min=self.beta_min,
+      alpha=self.alpha,
+      epsilon=self.epsilon,
+      inverse=self.inverse,
+      rectify=self.rectify,
+      channel_axis=self.channel_axis,
     )

@@ -9,8 +9,14 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from jax_lrn._gdn import (
+  apply_layer,
+  check_layer_arguments,
+  effective_parameters,
+  initial_parameters,
+)
 from jax_lrn._layer import LEARNABLE, check_hyperparameters, constrain, initial_raw, normalize
-from jax_lrn._lrn import EvenPlacement, Mode
+from jax_lrn._lrn import EvenPlacement, Mode, _canonical_axis
 
 
 class LocalResponseNorm(nn.Module):
@@ -122,4 +128,95 @@ class LocalResponseNorm(nn.Module):
       channel_axis=self.channel_axis,
       spatial_axes=self.spatial_axes,
       even_placement=self.even_placement,
+    )
+
+
+class GDN(nn.Module):
+  r"""Generalized divisive normalization layer (Flax Linen): GDN, IGDN or the simplified GDN.
+
+  .. math::
+
+    y_i = \frac{x_i}{\bigl(\beta_i + \sum_j \gamma_{ji} \, |x_j|^{\alpha}\bigr)^{\epsilon}}
+
+  The fields are those of :class:`jax_lrn.nnx.GDN` without ``num_features``, which ``init``
+  reads from the input's ``channel_axis``; the output is :func:`jax_lrn.gdn` with the module's
+  settings and equals the NNX layer's. The params ``raw_beta`` (``(C,)``) and ``raw_gamma``
+  (``(C, C)``) are the references' reparameterised values, initialised to beta = 1 and gamma =
+  ``gamma_init * I`` and read through the lower bound described for :class:`jax_lrn.nnx.GDN`;
+  :meth:`values` gives the effective ``beta`` and ``gamma``.
+
+  Attributes:
+    inverse: IGDN (multiply by the pool's power instead of dividing).
+    rectify: apply ``max(x, 0)`` first.
+    alpha: exponent of ``|x_j|`` (a real number ``> 0``; fixed).
+    epsilon: exponent of the pool (a real number ``>= 0``; fixed).
+    beta_min: lower bound of ``beta`` (``>= 0``).
+    gamma_init: initial diagonal of ``gamma`` (``>= 0``).
+    channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW).
+    param_dtype: dtype of the params: float16, bfloat16, float32 or float64.
+
+  Raises:
+    TypeError, ValueError: at construction (so also from ``init``) for a bad field; at ``init``
+      for a ``channel_axis`` out of range; at ``apply`` for an input whose channel count differs
+      from the params' (the messages of :func:`jax_lrn.gdn`).
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from jax_lrn.linen import GDN
+    >>> x = jnp.full((2, 4, 4, 3), 2.0)
+    >>> params = GDN().init(jax.random.key(0), x)["params"]
+    >>> {name: p.shape for name, p in params.items()}
+    {'raw_beta': (3,), 'raw_gamma': (3, 3)}
+    >>> GDN().apply({"params": params}, x)[0, 0, 0]  # 2 / sqrt(1 + 0.1 * 2**2)
+    Array([1.6903085, 1.6903085, 1.6903085], dtype=float32)
+  """
+
+  inverse: bool = False
+  rectify: bool = False
+  alpha: float = 2.0
+  epsilon: float = 0.5
+  beta_min: float = 1e-6
+  gamma_init: float = 0.1
+  channel_axis: int = -1
+  param_dtype: Any = jnp.float32
+
+  def __post_init__(self) -> None:
+    check_layer_arguments(
+      None,
+      inverse=self.inverse,
+      rectify=self.rectify,
+      alpha=self.alpha,
+      epsilon=self.epsilon,
+      beta_min=self.beta_min,
+      gamma_init=self.gamma_init,
+      channel_axis=self.channel_axis,
+      param_dtype=self.param_dtype,
+    )
+    super().__post_init__()
+
+  def values(self, params: Mapping[str, Any]) -> dict[str, jax.Array]:
+    """The effective ``beta`` and ``gamma``, from the module's ``params`` collection."""
+    return effective_parameters(params["raw_beta"], params["raw_gamma"], self.beta_min)
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Normalizes ``x``; returns an array of its shape and dtype."""
+    x = jnp.asarray(x)
+    channels = x.shape[_canonical_axis(self.channel_axis, x.ndim, "channel_axis")] if x.ndim else 0
+
+    def init(index: int):
+      return lambda _key: initial_parameters(channels, self.gamma_init, self.param_dtype)[index]
+
+    raw_beta = self.param("raw_beta", init(0))
+    raw_gamma = self.param("raw_gamma", init(1))
+    return apply_layer(
+      x,
+      raw_beta,
+      raw_gamma,
+      beta_min=self.beta_min,
+      alpha=self.alpha,
+      epsilon=self.epsilon,
+      inverse=self.inverse,
+      rectify=self.rectify,
+      channel_axis=self.channel_axis,
     )

@@ -8,6 +8,12 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jax_lrn._gdn import (
+  apply_layer,
+  check_layer_arguments,
+  effective_parameters,
+  initial_parameters,
+)
 from jax_lrn._layer import LEARNABLE, check_hyperparameters, constrain, initial_raw, normalize
 from jax_lrn._lrn import EvenPlacement, Mode
 
@@ -144,4 +150,121 @@ class LocalResponseNorm(nnx.Module):
       channel_axis=self.channel_axis,
       spatial_axes=self.spatial_axes,
       even_placement=self.even_placement,
+    )
+
+
+class GDN(nnx.Module):
+  r"""Generalized divisive normalization layer (Flax NNX): GDN, IGDN or the simplified GDN.
+
+  .. math::
+
+    y_i = \frac{x_i}{\bigl(\beta_i + \sum_j \gamma_{ji} \, |x_j|^{\alpha}\bigr)^{\epsilon}}
+
+  The output is :func:`jax_lrn.gdn` with the layer's ``inverse``, ``rectify``, ``alpha``,
+  ``epsilon``, ``channel_axis`` and its current ``beta`` and ``gamma``. The defaults are the
+  classic GDN (CompressAI ``GDN``); ``alpha=1.0, epsilon=1.0`` is CompressAI's ``GDN1`` and
+  ``tfc.GDN()``'s default.
+
+  ``beta`` (shape ``(C,)``) and ``gamma`` (``(C, C)``, ``gamma[j, i]`` weighting input channel
+  ``j`` in output channel ``i``) are learned as in tensorflow_compression and CompressAI: the
+  ``nnx.Param``\ s ``raw_beta`` and ``raw_gamma`` hold ``sqrt(max(v + p, p))`` of the initial
+  values ``v`` (beta = 1, gamma = ``gamma_init * I``; pedestal ``p = 2**-36``), and the values
+  used are ``lower_bound(raw, sqrt(minimum + p))**2 - p`` with ``minimum = beta_min`` for beta
+  and 0 for gamma. The lower bound's gradient passes where ``raw`` is at or above the bound, or
+  where the gradient is negative, so that a descent step moves the parameter up again
+  (:func:`jax_lrn.compat.from_compressai_gdn` describes porting trained weights). A fresh layer
+  gives what a freshly built CompressAI or TFC layer gives (float32 ``param_dtype``).
+  ``layer.beta``, ``layer.gamma`` (and :meth:`values`) read the current values.
+
+  Args:
+    num_features: the channel count ``C`` (NNX creates parameters at construction).
+    inverse: IGDN (multiply by the pool's power instead of dividing).
+    rectify: apply ``max(x, 0)`` first.
+    alpha: exponent of ``|x_j|`` (a real number ``> 0``; fixed).
+    epsilon: exponent of the pool (a real number ``>= 0``; fixed).
+    beta_min: lower bound of ``beta`` (``>= 0``).
+    gamma_init: initial diagonal of ``gamma`` (``>= 0``).
+    channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW).
+    param_dtype: dtype of ``raw_beta`` and ``raw_gamma``: float16, bfloat16, float32 or float64.
+    rngs: unused (the initialisation is deterministic); accepted for the usual NNX signature.
+
+  Raises:
+    TypeError, ValueError: at construction for a bad argument; at the first call for an input
+      whose channel count along ``channel_axis`` is not ``num_features`` (the messages of
+      :func:`jax_lrn.gdn`).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jax_lrn.nnx import GDN
+    >>> layer = GDN(3)
+    >>> sorted(nnx.state(layer, nnx.Param).keys())
+    ['raw_beta', 'raw_gamma']
+    >>> layer(jnp.full((2, 4, 4, 3), 2.0))[0, 0, 0]  # 2 / sqrt(1 + 0.1 * 2**2)
+    Array([1.6903085, 1.6903085, 1.6903085], dtype=float32)
+    >>> GDN(3, inverse=True, alpha=1.0, epsilon=1.0)(jnp.full((3,), -2.0))  # -2 * (1 + 0.2)
+    Array([-2.4, -2.4, -2.4], dtype=float32)
+  """
+
+  def __init__(
+    self,
+    num_features: int,
+    *,
+    inverse: bool = False,
+    rectify: bool = False,
+    alpha: float = 2.0,
+    epsilon: float = 0.5,
+    beta_min: float = 1e-6,
+    gamma_init: float = 0.1,
+    channel_axis: int = -1,
+    param_dtype: jnp.dtype = jnp.float32,
+    rngs: nnx.Rngs | None = None,
+  ):
+    del rngs
+    check_layer_arguments(
+      num_features,
+      inverse=inverse,
+      rectify=rectify,
+      alpha=alpha,
+      epsilon=epsilon,
+      beta_min=beta_min,
+      gamma_init=gamma_init,
+      channel_axis=channel_axis,
+      param_dtype=param_dtype,
+    )
+    self.num_features = int(num_features)
+    self.inverse, self.rectify = bool(inverse), bool(rectify)
+    self.alpha, self.epsilon = float(alpha), float(epsilon)
+    self.beta_min, self.gamma_init = float(beta_min), float(gamma_init)
+    self.channel_axis = int(channel_axis)
+    raw_beta, raw_gamma = initial_parameters(self.num_features, self.gamma_init, param_dtype)
+    self.raw_beta = nnx.Param(raw_beta)
+    self.raw_gamma = nnx.Param(raw_gamma)
+
+  def values(self) -> dict[str, jax.Array]:
+    """The effective ``beta`` and ``gamma`` the layer uses now."""
+    return effective_parameters(self.raw_beta[...], self.raw_gamma[...], self.beta_min)
+
+  @property
+  def beta(self) -> jax.Array:
+    """The effective ``beta``, shape ``(C,)``."""
+    return self.values()["beta"]
+
+  @property
+  def gamma(self) -> jax.Array:
+    """The effective ``gamma``, shape ``(C, C)``, ``gamma[j, i]`` = input j -> output i."""
+    return self.values()["gamma"]
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Normalizes ``x``; returns an array of its shape and dtype."""
+    return apply_layer(
+      x,
+      self.raw_beta[...],
+      self.raw_gamma[...],
+      beta_min=self.beta_min,
+      alpha=self.alpha,
+      epsilon=self.epsilon,
+      inverse=self.inverse,
+      rectify=self.rectify,
+      channel_axis=self.channel_axis,
     )

@@ -1,0 +1,351 @@
+"""Generalized divisive normalization: the public :func:`gdn` and the non-negative
+reparameterisation its layers train through (:func:`lower_bound`, :func:`reparameterize`,
+:func:`nonnegative`)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jax_lrn._lrn import _canonical_axis, _check_dtype, _check_param, _compute_dtype
+from jax_lrn._power import divide_by_power
+
+#: Offset of the reparameterisation (TFC ``GDNParameter``, CompressAI
+#: ``NonNegativeParametrizer``): the pedestal is its square, ``2**-36``.
+REPARAM_OFFSET = 2.0**-18
+PEDESTAL = REPARAM_OFFSET**2
+
+# ---------------------------------------------------------------------------------------------
+# The computation. Plain JAX: the channel sum is one matrix product, whose autodiff is already
+# the closed form (see docs/gdn.md for the measurement behind that choice).
+# ---------------------------------------------------------------------------------------------
+
+
+def _pool_input(u, alpha, static_alpha: float | None, rectified: bool):
+  """``|u| ** alpha`` (``u`` itself for ``alpha = 1`` when ``u >= 0`` already)."""
+  if static_alpha == 1.0:
+    return u if rectified else jnp.abs(u)
+  if static_alpha == 2.0:
+    return u * u
+  return jnp.power(jnp.abs(u), alpha if static_alpha is None else static_alpha)
+
+
+def _channel_sum(f, gamma, axis: int):
+  """``sum_j f_j gamma[j, i]`` along ``axis`` (the output keeps ``f``'s layout)."""
+  if axis == f.ndim - 1:
+    return f @ gamma
+  pooled = lax.dot_general(f, gamma, (((axis,), (0,)), ((), ())))
+  return jnp.moveaxis(pooled, -1, axis)
+
+
+def _multiply_by_power(v, s, epsilon, static_epsilon: float | None):
+  """``v * s ** epsilon`` for ``s >= 0`` (``s ** 0 == 1``), with products of ``sqrt`` for
+  ``epsilon`` in {0, 0.5, 1}."""
+  if static_epsilon == 0.0:
+    return v
+  if static_epsilon == 1.0:
+    return v * s
+  if static_epsilon == 0.5:
+    return v * jnp.sqrt(s)
+  if static_epsilon is not None:
+    return v * jnp.exp(static_epsilon * jnp.log(s))
+  return v * jnp.where(epsilon == 0, 1.0, jnp.exp(epsilon * jnp.log(s))).astype(s.dtype)
+
+
+def _gdn(x, beta, gamma, alpha, epsilon, *, static_alpha, static_epsilon, inverse, rectify, axis):
+  u = x.astype(_compute_dtype(x.dtype))
+  if rectify:
+    u = jnp.maximum(u, 0.0)
+  f = _pool_input(u, alpha, static_alpha, rectify)
+  shape = [1] * u.ndim
+  shape[axis] = -1
+  pool = _channel_sum(f, gamma, axis) + beta.reshape(shape)
+  if inverse:
+    y = _multiply_by_power(u, pool, epsilon, static_epsilon)
+  else:
+    y = divide_by_power(u, pool, epsilon, static_epsilon)
+  return y.astype(x.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation.
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_bool(value, name: str) -> bool:
+  if not isinstance(value, (bool, np.bool_)):
+    raise TypeError(f"{name} must be a bool, got {value!r}.")
+  return bool(value)
+
+
+def _check_weight(value, name: str, shape: tuple[int, ...], channel_axis: int):
+  """``beta`` or ``gamma`` as an array of ``shape``; concrete values must be ``>= 0``."""
+  if not isinstance(value, (jax.Array, np.ndarray)) and hasattr(value, "__jax_array__"):
+    value = jnp.asarray(value)  # e.g. a flax.nnx.Param
+  if not isinstance(value, (jax.Array, np.ndarray)):
+    try:
+      value = np.asarray(value)
+    except (TypeError, ValueError) as error:
+      raise TypeError(f"{name} must be an array, got {value!r}.") from error
+  if not jnp.issubdtype(value.dtype, jnp.floating):
+    raise TypeError(
+      f"{name} must be a floating array (float16, bfloat16, float32 or float64), got dtype "
+      f"{value.dtype}."
+    )
+  _check_dtype(value.dtype, f"{name} must be a floating array of dtype")
+  if value.shape != shape:
+    what = "(C,)" if len(shape) == 1 else "(C, C)"
+    raise ValueError(
+      f"{name} must have shape {what} = {shape} for the C = {shape[0]} channels of x along "
+      f"channel_axis={channel_axis}, got shape {value.shape}."
+    )
+  try:
+    concrete = np.asarray(value, dtype=np.float64)
+  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+    concrete = None  # traced (a learned weight): checked by whoever keeps it non-negative
+  if concrete is not None and not np.all(concrete >= 0):  # also refuses nan
+    bad = concrete[~(concrete >= 0)]
+    raise ValueError(
+      f"{name} must be >= 0 everywhere (a negative pool gives nan), got {bad.size} "
+      f"entries that are not, e.g. {bad.flat[0]}."
+    )
+  return value
+
+
+def check_exponent(value, name: str) -> tuple[Any, float | None]:
+  """``alpha`` or ``epsilon``: a real scalar (static values: finite; ``alpha > 0``,
+  ``epsilon >= 0``). Returns ``(value, static_value or None)``."""
+  value, static = _check_param(value, name, nonnegative=True)
+  if name == "alpha" and static == 0.0:
+    raise ValueError("alpha must be > 0, got 0.0 (|x| ** 0 would make the pool constant).")
+  return value, static
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API.
+# ---------------------------------------------------------------------------------------------
+
+
+def gdn(
+  x: jax.typing.ArrayLike,
+  beta: jax.typing.ArrayLike,
+  gamma: jax.typing.ArrayLike,
+  *,
+  alpha: float | jax.Array = 2.0,
+  epsilon: float | jax.Array = 0.5,
+  inverse: bool = False,
+  rectify: bool = False,
+  channel_axis: int = -1,
+) -> jax.Array:
+  r"""Generalized divisive normalization (GDN), its inverse (IGDN) and the simplified GDN.
+
+  .. math::
+
+    y_i = \frac{x_i}{\bigl(\beta_i + \sum_j \gamma_{ji} \, |x_j|^{\alpha}\bigr)^{\epsilon}}
+
+  ``i`` and ``j`` run over the channels along ``channel_axis`` (every other position is
+  normalized separately: no spatial pooling). ``gamma[j, i]`` is the weight of input channel
+  ``j`` in output channel ``i``, the orientation of tensorflow_compression
+  (``P = beta + f(x) @ gamma``); a CompressAI state dict stores its transpose
+  (:func:`jax_lrn.compat.from_compressai_gdn` converts). The defaults ``alpha=2, epsilon=0.5``
+  are the classic GDN (Ballé et al. 2016; CompressAI ``GDN``); ``alpha=1, epsilon=1`` is the
+  simplified GDN (Johnston et al. 2019; CompressAI ``GDN1``, and ``tfc.GDN``'s default).
+  ``inverse=True`` multiplies by the pool's power instead of dividing (IGDN, one fixed-point
+  step towards inverting GDN); ``rectify=True`` replaces ``x`` by ``max(x, 0)`` first, in the
+  numerator too.
+
+  The pool uses ``|x_j| ** alpha`` for every ``alpha``. tensorflow_compression uses ``|x|``
+  for ``alpha = 1`` and ``x ** 2`` for ``alpha = 2`` (the same values), but ``x ** alpha``
+  without the absolute value otherwise, which is nan for negative inputs with a fractional
+  or trainable ``alpha`` (unless ``rectify``); jax_lrn follows the paper's ``|x|`` there, so a
+  learnable ``alpha`` stays defined for signed activations. :func:`jax_lrn.compat.tfc_gdn`
+  reproduces TFC's own behaviour.
+
+  Numerics: 16-bit inputs compute in float32 (the pool and its power) and the result is cast
+  back; ``beta`` and ``gamma`` are cast to the compute dtype (float32, or float64 for float64
+  ``x``). ``alpha`` in {1, 2} and ``epsilon`` in {0.5, 1} given as Python numbers use no
+  ``pow`` (``|x|``, ``x * x``; a division or ``sqrt``); other values, and traced ones, use
+  ``pow`` and ``exp(epsilon * log(P))``. The channel sum is one matrix product at JAX's default
+  matmul precision (full float32 on CPU; on GPU and TPU use
+  ``jax.default_matmul_precision("highest")`` for float32-exact sums). A pool of 0 (``beta_i =
+  0`` and the weighted channels all zero) gives ``0 / 0 = nan``, as in both references.
+
+  ``beta``, ``gamma``, ``alpha`` and ``epsilon`` may be traced arrays, with gradients (a
+  learnable GDN: see :class:`jax_lrn.nnx.GDN` for the non-negative reparameterisation the
+  references train through). Every JAX transformation applies: ``jit``, ``vmap``, ``grad`` to
+  any order, forward mode.
+
+  Args:
+    x: floating array of rank ``>= 1``, e.g. ``(N, H, W, C)`` with ``channel_axis=-1`` or
+      ``(N, C, H, W)`` with ``channel_axis=1``; float16, bfloat16, float32 or float64.
+    beta: floating array of shape ``(C,)``, ``>= 0``: the pool's constant per output channel.
+    gamma: floating array of shape ``(C, C)``, ``>= 0``: ``gamma[j, i]`` weights input channel
+      ``j`` in output channel ``i``.
+    alpha: exponent of ``|x_j|``: a real number ``> 0`` or a real scalar array.
+    epsilon: exponent of the pool: a real number ``>= 0`` or a real scalar array.
+    inverse: compute IGDN, ``y_i = x_i (beta_i + sum_j gamma[j, i] |x_j|^alpha)^epsilon``.
+    rectify: apply ``max(x, 0)`` to ``x`` first.
+    channel_axis: the channel axis, an int (negative values count from the end).
+
+  Returns:
+    Array of the same shape and dtype as ``x``.
+
+  Raises:
+    TypeError: ``x``, ``beta`` or ``gamma`` is not a float16/bfloat16/float32/float64 array;
+      ``alpha``/``epsilon`` is not a real number or real scalar array; ``inverse``/``rectify``
+      is not a bool; ``channel_axis`` is not an int.
+    ValueError: ``x`` is a scalar; ``channel_axis`` is out of range; ``beta``/``gamma`` has the
+      wrong shape for the channel count; concrete ``beta``/``gamma`` has a negative (or nan)
+      entry; ``alpha <= 0``, ``epsilon < 0`` or a non-finite exponent given as a number.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jax_lrn import gdn
+    >>> x = jnp.array([[3.0, -4.0]])
+    >>> beta, gamma = jnp.ones(2), jnp.array([[0.1, 0.0], [0.0, 0.1]])
+    >>> gdn(x, beta, gamma)  # x / sqrt(1 + 0.1 x**2)
+    Array([[ 2.1764288, -2.4806948]], dtype=float32)
+    >>> gdn(x, beta, gamma, alpha=1.0, epsilon=1.0)  # simplified: x / (1 + 0.1 |x|)
+    Array([[ 2.3076923, -2.857143 ]], dtype=float32)
+    >>> gdn(x, beta, gamma, inverse=True)  # IGDN: x * sqrt(1 + 0.1 x**2)
+    Array([[ 4.135215, -6.449806]], dtype=float32)
+    >>> gamma = jnp.array([[0.0, 1.0], [0.0, 0.0]])  # gamma[0, 1]: channel 0 divides channel 1
+    >>> gdn(x, beta, gamma, alpha=1.0, epsilon=1.0)  # [3 / 1, -4 / (1 + |3|)]
+    Array([[ 3., -1.]], dtype=float32)
+  """
+  if not isinstance(x, jax.Array):
+    x = jnp.asarray(x)
+  dtype = _check_dtype(x.dtype, "x must be a floating array of dtype")
+  if x.ndim < 1:
+    raise ValueError("gdn needs an input of rank >= 1 (an axis of channels), got a scalar.")
+  axis = _canonical_axis(channel_axis, x.ndim, "channel_axis")
+  inverse = _check_bool(inverse, "inverse")
+  rectify = _check_bool(rectify, "rectify")
+  alpha, static_alpha = check_exponent(alpha, "alpha")
+  epsilon, static_epsilon = check_exponent(epsilon, "epsilon")
+  channels = x.shape[axis]
+  beta = _check_weight(beta, "beta", (channels,), channel_axis)
+  gamma = _check_weight(gamma, "gamma", (channels, channels), channel_axis)
+  compute = _compute_dtype(dtype)
+  beta, gamma = jnp.asarray(beta).astype(compute), jnp.asarray(gamma).astype(compute)
+  alpha, epsilon = (jnp.asarray(p).astype(compute) for p in (alpha, epsilon))
+  return _gdn(
+    x,
+    beta,
+    gamma,
+    alpha,
+    epsilon,
+    static_alpha=static_alpha,
+    static_epsilon=static_epsilon,
+    inverse=inverse,
+    rectify=rectify,
+    axis=axis,
+  )
+
+
+# ---------------------------------------------------------------------------------------------
+# The non-negative reparameterisation of TFC's GDNParameter and CompressAI's
+# NonNegativeParametrizer (shared by the three layer families).
+# ---------------------------------------------------------------------------------------------
+
+
+@jax.custom_vjp
+def lower_bound(x: jax.Array, bound: jax.Array) -> jax.Array:
+  """``max(x, bound)`` whose gradient to ``x`` passes where ``x >= bound`` or where it is
+  negative (a descent step then moves ``x`` up, towards the feasible side); none to ``bound``.
+  TFC ``math_ops.lower_bound(gradient="identity_if_towards")``, CompressAI ``LowerBound``."""
+  return jnp.maximum(x, bound)
+
+
+def _lower_bound_fwd(x, bound):
+  return jnp.maximum(x, bound), (x, bound)
+
+
+def _lower_bound_bwd(res, g):
+  x, bound = res
+  passes = (x >= bound) | (g < 0)
+  return g * passes.astype(g.dtype), jnp.zeros_like(bound)
+
+
+lower_bound.defvjp(_lower_bound_fwd, _lower_bound_bwd)
+
+
+def reparameterize(value, dtype) -> jax.Array:
+  """The stored parameter for an effective ``value``: ``sqrt(max(value + p, p))`` in ``dtype``,
+  ``p = 2**-36`` (TFC ``GDNParameter.__init__``, CompressAI ``NonNegativeParametrizer.init``;
+  the lower bound does not enter, as in both)."""
+  value = jnp.asarray(value, dtype)
+  pedestal = jnp.asarray(PEDESTAL, dtype)
+  return jnp.sqrt(jnp.maximum(value + pedestal, pedestal))
+
+
+def nonnegative(raw: jax.Array, minimum: float) -> jax.Array:
+  """The effective value of a stored parameter: ``lower_bound(raw, sqrt(minimum + p))**2 - p``
+  in ``raw``'s dtype (TFC ``GDNParameter.__call__``, CompressAI
+  ``NonNegativeParametrizer.forward``); ``>= minimum`` up to rounding."""
+  raw = jnp.asarray(raw)
+  bound = jnp.asarray((float(minimum) + PEDESTAL) ** 0.5, raw.dtype)
+  bounded = lower_bound(raw, bound)
+  return bounded * bounded - jnp.asarray(PEDESTAL, raw.dtype)
+
+
+def check_layer_arguments(
+  num_features,
+  *,
+  inverse,
+  rectify,
+  alpha,
+  epsilon,
+  beta_min,
+  gamma_init,
+  channel_axis,
+  param_dtype,
+) -> None:
+  """Validates a GDN layer's construction arguments, with the argument names in the messages.
+  ``num_features`` may be None (Linen infers it)."""
+  if num_features is not None:
+    if isinstance(num_features, (bool, np.bool_)) or not isinstance(num_features, numbers.Integral):
+      raise TypeError(f"num_features must be a positive int, got {num_features!r}.")
+    if num_features < 1:
+      raise ValueError(f"num_features must be a positive int, got {num_features}.")
+  _check_bool(inverse, "inverse")
+  _check_bool(rectify, "rectify")
+  for name, value in (("alpha", alpha), ("epsilon", epsilon)):
+    if isinstance(value, jax.Array) or not isinstance(value, (numbers.Real, np.number)):
+      raise TypeError(f"{name} must be a Python or NumPy real number for a layer, got {value!r}.")
+    check_exponent(value, name)
+  for name, value in (("beta_min", beta_min), ("gamma_init", gamma_init)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
+      raise TypeError(f"{name} must be a real number, got {value!r}.")
+    if not math.isfinite(float(value)) or float(value) < 0:
+      raise ValueError(f"{name} must be finite and >= 0, got {value}.")
+  if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, numbers.Integral):
+    raise TypeError(f"channel_axis must be an int, got {channel_axis!r}.")
+  _check_dtype(param_dtype, "param_dtype must be")
+
+
+def initial_parameters(num_features: int, gamma_init: float, dtype) -> tuple[jax.Array, jax.Array]:
+  """The stored ``(beta, gamma)`` of a fresh layer: effective beta = 1, gamma =
+  ``gamma_init * I``, reparameterised as both references do."""
+  beta = reparameterize(jnp.ones((num_features,), dtype), dtype)
+  gamma = reparameterize(gamma_init * jnp.eye(num_features, dtype=dtype), dtype)
+  return beta, gamma
+
+
+def effective_parameters(raw_beta, raw_gamma, beta_min: float) -> dict[str, jax.Array]:
+  """``{"beta": ..., "gamma": ...}`` as :func:`gdn` takes them, from a layer's stored
+  parameters."""
+  return {"beta": nonnegative(raw_beta, beta_min), "gamma": nonnegative(raw_gamma, 0.0)}
+
+
+def apply_layer(x, raw_beta, raw_gamma, *, beta_min: float, **settings) -> jax.Array:
+  """What every GDN layer's ``__call__`` returns: :func:`gdn` with the layer's settings and
+  the effective values of its stored parameters."""
+  values = effective_parameters(raw_beta, raw_gamma, beta_min)
+  return gdn(x, values["beta"], values["gamma"], **settings)
