@@ -6,6 +6,7 @@ reproduces the conventions of Caffe, TensorFlow, PyTorch, ONNX, cuDNN and MXNet 
 """
 
 from jax_lrn import compat
+from jax_lrn._contrast import local_contrast_norm, local_divisive_norm, local_subtractive_norm
 from jax_lrn._gdn import gdn
 from jax_lrn._lrn import lrn
 
@@ -13,3 +14,4 @@ from jax_lrn._lrn import lrn
 __version__ = "0.1.0"
 
 __all__ = ["lrn", "compat", "__version__", "gdn"]
+__all__ += ["local_contrast_norm", "local_subtractive_norm", "local_divisive_norm"]

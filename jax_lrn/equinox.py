@@ -11,6 +11,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from jax_lrn._contrast import DEFAULT_EPS, local_contrast_norm
+from jax_lrn._contrast import check_layer_arguments as check_contrast_arguments
 from jax_lrn._gdn import (
   apply_layer,
   check_layer_arguments,
@@ -259,4 +261,73 @@ class GDN(eqx.Module):
       inverse=self.inverse,
       rectify=self.rectify,
       channel_axis=self.channel_axis,
+    )
+
+
+class LocalContrastNorm(eqx.Module):
+  r"""Local contrast normalization layer (Equinox), Jarrett et al. 2009.
+
+  .. math::
+
+    v = x - \frac{w * x}{m}, \qquad \sigma = \Bigl(\frac{w * v^2}{m}\Bigr)^{1/2}, \qquad
+    y = \frac{v}{\max(\sigma, \operatorname{mean}_p \sigma, \epsilon)}
+
+  The arguments are those of :func:`jax_lrn.local_contrast_norm` and of the Flax layers, and the
+  output is exactly ``local_contrast_norm(x, ...)``. The module has no array leaves; see
+  :class:`jax_lrn.nnx.LocalContrastNorm` for why nothing is learnable.
+
+  Args:
+    size: window length along each spatial axis; a positive int.
+    sigma: the Gaussian's standard deviation, or ``None`` for ``sqrt(size) / 2``.
+    channel_axis: the channel axis (default ``-1``; Equinox's own convolutions are
+      channel-first, ``channel_axis=0`` on an unbatched ``(C, H, W)`` input).
+    spatial_axes: ``None`` = every axis but 0 and ``channel_axis`` (inputs of rank >= 4);
+      unbatched inputs (the Equinox habit, with ``jax.vmap`` over the batch) name them, e.g.
+      ``spatial_axes=(1, 2)`` for ``(C, H, W)``.
+    eps: floor of the divisor.
+
+  Raises:
+    TypeError, ValueError: at construction for a bad size, sigma, eps or axis type; at the
+      first call for axes out of range for the input.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from jax_lrn.equinox import LocalContrastNorm
+    >>> norm = LocalContrastNorm(size=5, channel_axis=0, spatial_axes=(1, 2))
+    >>> jax.vmap(norm)(jnp.ones((2, 3, 8, 8))).shape
+    (2, 3, 8, 8)
+  """
+
+  size: int = eqx.field(static=True)
+  sigma: float | None = eqx.field(static=True)
+  channel_axis: int = eqx.field(static=True)
+  spatial_axes: tuple[int, ...] | None = eqx.field(static=True)
+  eps: float = eqx.field(static=True)
+
+  def __init__(
+    self,
+    size: int = 9,
+    *,
+    sigma: float | None = None,
+    channel_axis: int = -1,
+    spatial_axes: Sequence[int] | None = None,
+    eps: float = DEFAULT_EPS,
+  ):
+    self.spatial_axes = check_contrast_arguments(size, sigma, channel_axis, spatial_axes, eps)
+    self.size = int(size)
+    self.sigma = None if sigma is None else float(sigma)
+    self.channel_axis = int(channel_axis)
+    self.eps = float(eps)
+
+  def __call__(self, x: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
+    """Normalizes ``x``; returns an array of its shape and dtype (``key`` is unused, accepted
+    for ``eqx.nn.Sequential``)."""
+    del key
+    return local_contrast_norm(
+      x,
+      self.size,
+      sigma=self.sigma,
+      channel_axis=self.channel_axis,
+      spatial_axes=self.spatial_axes,
+      eps=self.eps,
     )

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from jax_lrn._contrast import DEFAULT_EPS, local_contrast_norm
+from jax_lrn._contrast import check_layer_arguments as check_contrast_arguments
 from jax_lrn._gdn import (
   apply_layer,
   check_layer_arguments,
@@ -219,4 +221,64 @@ class GDN(nn.Module):
       inverse=self.inverse,
       rectify=self.rectify,
       channel_axis=self.channel_axis,
+    )
+
+
+class LocalContrastNorm(nn.Module):
+  r"""Local contrast normalization layer (Flax Linen), Jarrett et al. 2009.
+
+  .. math::
+
+    v = x - \frac{w * x}{m}, \qquad \sigma = \Bigl(\frac{w * v^2}{m}\Bigr)^{1/2}, \qquad
+    y = \frac{v}{\max(\sigma, \operatorname{mean}_p \sigma, \epsilon)}
+
+  The fields are the arguments of :func:`jax_lrn.local_contrast_norm`, and the output is
+  exactly ``local_contrast_norm(x, ...)`` (and equal to :class:`jax_lrn.nnx.LocalContrastNorm`'s).
+  ``init`` returns no parameters; see :class:`jax_lrn.nnx.LocalContrastNorm` for why.
+
+  Attributes:
+    size: window length along each spatial axis; a positive int.
+    sigma: the Gaussian's standard deviation, or ``None`` for ``sqrt(size) / 2``.
+    channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW).
+    spatial_axes: ``None`` = every axis but 0 and ``channel_axis`` (inputs of rank >= 4).
+    eps: floor of the divisor.
+
+  Raises:
+    TypeError, ValueError: at construction for a bad size, sigma, eps or axis type; at
+      ``init`` for axes out of range for the input.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from jax_lrn.linen import LocalContrastNorm
+    >>> x = jnp.ones((2, 8, 8, 3))
+    >>> norm = LocalContrastNorm(size=5)
+    >>> norm.init(jax.random.key(0), x)
+    {}
+    >>> norm.apply({}, x).shape
+    (2, 8, 8, 3)
+  """
+
+  size: int = 9
+  sigma: float | None = None
+  channel_axis: int = -1
+  spatial_axes: Sequence[int] | None = None
+  eps: float = DEFAULT_EPS
+
+  def __post_init__(self) -> None:
+    spatial_axes = check_contrast_arguments(
+      self.size, self.sigma, self.channel_axis, self.spatial_axes, self.eps
+    )
+    # A tuple keeps the module hashable when spatial_axes is given as a list.
+    object.__setattr__(self, "spatial_axes", spatial_axes)
+    super().__post_init__()
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Normalizes ``x``; returns an array of its shape and dtype."""
+    return local_contrast_norm(
+      x,
+      self.size,
+      sigma=self.sigma,
+      channel_axis=self.channel_axis,
+      spatial_axes=self.spatial_axes,
+      eps=self.eps,
     )

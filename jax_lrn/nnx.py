@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jax_lrn._contrast import DEFAULT_EPS, local_contrast_norm
+from jax_lrn._contrast import check_layer_arguments as check_contrast_arguments
 from jax_lrn._gdn import (
   apply_layer,
   check_layer_arguments,
@@ -267,4 +269,70 @@ class GDN(nnx.Module):
       inverse=self.inverse,
       rectify=self.rectify,
       channel_axis=self.channel_axis,
+    )
+
+
+class LocalContrastNorm(nnx.Module):
+  r"""Local contrast normalization layer (Flax NNX), Jarrett et al. 2009.
+
+  .. math::
+
+    v = x - \frac{w * x}{m}, \qquad \sigma = \Bigl(\frac{w * v^2}{m}\Bigr)^{1/2}, \qquad
+    y = \frac{v}{\max(\sigma, \operatorname{mean}_p \sigma, \epsilon)}
+
+  The arguments are those of :func:`jax_lrn.local_contrast_norm` (``w``: a Gaussian over the
+  spatial axes, uniform over channels; ``m``: its mass inside the array), and the output is
+  exactly ``local_contrast_norm(x, ...)``. The layer has no parameters (``nnx.state(layer)`` is
+  empty) and needs no ``rngs``: the window and the floor are hyperparameters (a trainable
+  ``sigma`` would make the window's weights traced values), and the contrast a later layer
+  needs is what that layer's own weights provide (a following convolution scales and shifts
+  each channel as a learnable affine would).
+
+  Args:
+    size: window length along each spatial axis; a positive int.
+    sigma: the Gaussian's standard deviation, or ``None`` for ``sqrt(size) / 2``.
+    channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW).
+    spatial_axes: ``None`` = every axis but 0 and ``channel_axis`` (inputs of rank >= 4).
+    eps: floor of the divisor.
+
+  Raises:
+    TypeError, ValueError: at construction for a bad size, sigma, eps or axis type; at the
+      first call for axes out of range for the input (the messages of
+      :func:`jax_lrn.local_contrast_norm`).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jax_lrn.nnx import LocalContrastNorm
+    >>> norm = LocalContrastNorm(size=5)
+    >>> norm(jnp.ones((2, 8, 8, 3))).shape
+    (2, 8, 8, 3)
+    >>> len(nnx.state(norm))
+    0
+  """
+
+  def __init__(
+    self,
+    size: int = 9,
+    *,
+    sigma: float | None = None,
+    channel_axis: int = -1,
+    spatial_axes: Sequence[int] | None = None,
+    eps: float = DEFAULT_EPS,
+  ):
+    self.spatial_axes = check_contrast_arguments(size, sigma, channel_axis, spatial_axes, eps)
+    self.size = int(size)
+    self.sigma = None if sigma is None else float(sigma)
+    self.channel_axis = int(channel_axis)
+    self.eps = float(eps)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Normalizes ``x``; returns an array of its shape and dtype."""
+    return local_contrast_norm(
+      x,
+      self.size,
+      sigma=self.sigma,
+      channel_axis=self.channel_axis,
+      spatial_axes=self.spatial_axes,
+      eps=self.eps,
     )
