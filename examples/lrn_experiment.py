@@ -57,27 +57,36 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
-from jax_lrn.nnx import LocalResponseNorm
+from jax_lrn import local_contrast_norm
+from jax_lrn.nnx import GDN, LocalContrastNorm, LocalResponseNorm
 
 VARIANTS = (
   "none",
   "lrn_across",
   "lrn_within",
+  "lcn",
+  "gdn",
   "batchnorm",
   "groupnorm",
   "lrn_learnable",
+  "lcn_input",
   "standardize_input",
 )
-DEFAULT_VARIANTS = VARIANTS[:5]
+DEFAULT_VARIANTS = VARIANTS[:7]
 #: The variants that normalize the input image and leave the two norm slots empty.
-INPUT_VARIANTS = ("standardize_input",)
+INPUT_VARIANTS = ("lcn_input", "standardize_input")
+#: The window of local contrast normalization (Gaussian, sigma = sqrt(size) / 2).
+LCN_SIZE = 5
 LABELS = {
   "none": "no normalization",
   "lrn_across": "LRN across channels (size 5)",
   "lrn_within": "LRN within channel (3x3)",
+  "lcn": f"local contrast norm. ({LCN_SIZE}x{LCN_SIZE})",
+  "gdn": "GDN",
   "batchnorm": "BatchNorm",
   "groupnorm": "GroupNorm (8 groups)",
   "lrn_learnable": "LRN across channels, learnable k/alpha/beta",
+  "lcn_input": f"input: local contrast norm. ({LCN_SIZE}x{LCN_SIZE})",
   "standardize_input": "input: per-image standardization",
 }
 ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh}
@@ -91,7 +100,7 @@ CONTRAST = (0.2, 5.0)
 BRIGHTNESS = (-1.0, 1.0)
 #: The defaults of the flags that --smoke and --full change, where they are not given.
 PRESETS = {
-  "default": dict(epochs=15, seeds=3, variants=list(DEFAULT_VARIANTS)),
+  "default": dict(epochs=10, seeds=3, variants=list(DEFAULT_VARIANTS)),
   "smoke": dict(epochs=1, seeds=1, variants=list(DEFAULT_VARIANTS)),
   "full": dict(epochs=30, seeds=5, variants=list(VARIANTS)),
 }
@@ -110,6 +119,10 @@ class Norm(nnx.Module):
       self.layer = LocalResponseNorm(size=3, alpha=1.0, beta=0.75, k=1.0, mode="within_channel")
     elif variant == "lrn_learnable":
       self.layer = LocalResponseNorm(size=5, alpha=1.0, beta=0.75, k=1.0, learnable=True)
+    elif variant == "lcn":
+      self.layer = LocalContrastNorm(size=LCN_SIZE)
+    elif variant == "gdn":
+      self.layer = GDN(channels)
     elif variant == "batchnorm":
       self.layer = nnx.BatchNorm(channels, momentum=0.9, rngs=rngs)
     elif variant == "groupnorm":
@@ -127,6 +140,8 @@ class Norm(nnx.Module):
 
 def normalize_input(variant: str, x: jax.Array) -> jax.Array:
   """The input stage of a variant: the image as it is, or normalized per image."""
+  if variant == "lcn_input":
+    return local_contrast_norm(x, LCN_SIZE)
   if variant == "standardize_input":
     mean = x.mean(axis=(1, 2, 3), keepdims=True)
     return (x - mean) / jnp.sqrt(x.var(axis=(1, 2, 3), keepdims=True) + 1e-6)
@@ -414,7 +429,7 @@ def plot(records: list[dict], args, path: Path) -> None:
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument(
-    "--epochs", type=int, help="epochs per run (default 15; --smoke 1; --full 30)"
+    "--epochs", type=int, help="epochs per run (default 10; --smoke 1; --full 30)"
   )
   parser.add_argument(
     "--seeds", type=int, help="seeds per variant and training set (default 3; --smoke 1; --full 5)"
