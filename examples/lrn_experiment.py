@@ -11,7 +11,7 @@ per variant, one panel per training set and test set) into ``--out`` (default
 ``runs/lrn_experiment/``).
 
 Run:  python examples/lrn_experiment.py                      # default: ~2 minutes on 2 CPU cores
-      python examples/lrn_experiment.py --full               # every variant, 5 seeds, 30 epochs
+      python examples/lrn_experiment.py --full               # + lrn_learnable, 5 seeds, 30 epochs
       python examples/lrn_experiment.py --activation tanh     # bounded activations
       python examples/lrn_experiment.py --epochs 30 --seeds 5 --lr 0.05
       python examples/lrn_experiment.py --variants none lrn_across lrn_learnable --train-on original
@@ -30,9 +30,16 @@ for every image of every batch. Every run is tested on both test sets.
 Model (NHWC, ``--width`` w=16): conv 5x5 (w) -> act -> norm -> maxpool 3/2 -> conv 3x3 (2w) ->
 act -> norm -> maxpool 3/2 -> dense 128 -> act -> dense 10: the AlexNet pattern of normalizing
 after the activation of the first two convolutions. Trained with SGD, momentum 0.9, batch 64.
-Two further variants (``--full``, or ``--variants``) leave the two norm slots empty and normalize
-the input image instead: local contrast normalization of the input (Jarrett et al. 2009's
-preprocessing) and, as its global counterpart, per-image standardization.
+The variants put in the two norm slots: nothing; LRN across channels or within channel; local
+contrast normalization (``jax_lrn.nnx.LocalContrastNorm``, a 5x5 Gaussian window, sigma
+``sqrt(5) / 2``, over space and all channels, no parameters); GDN (``jax_lrn.nnx.GDN``, the
+classic form, ``alpha=2, epsilon=0.5``, beta and gamma learned); BatchNorm; GroupNorm; or LRN
+across channels with trainable ``k``, ``alpha``, ``beta`` (``lrn_learnable``). Two variants
+leave the slots empty and normalize the input image instead: local contrast normalization of
+the image (``jax_lrn.local_contrast_norm``, the same window; ``lcn_input``) and, as its global
+counterpart, standardization of each image by its own mean and std (``standardize_input``).
+Both are invariant to a per-image contrast and brightness (up to rounding and their small floors
+of the divisor).
 
 LRN uses Caffe's defaults ``alpha=1``, ``beta=0.75``, ``k=1`` (``alpha`` divided by the window's
 element count ``n``): across channels ``size=5``, within channel a 3x3 box. The AlexNet paper's
@@ -68,11 +75,11 @@ VARIANTS = (
   "gdn",
   "batchnorm",
   "groupnorm",
-  "lrn_learnable",
   "lcn_input",
   "standardize_input",
+  "lrn_learnable",
 )
-DEFAULT_VARIANTS = VARIANTS[:7]
+DEFAULT_VARIANTS = VARIANTS[:9]
 #: The variants that normalize the input image and leave the two norm slots empty.
 INPUT_VARIANTS = ("lcn_input", "standardize_input")
 #: The window of local contrast normalization (Gaussian, sigma = sqrt(size) / 2).

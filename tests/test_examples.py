@@ -89,9 +89,9 @@ LRN_EXPERIMENT_VARIANTS = {
   "gdn": "GDN",
   "batchnorm": "BatchNorm",
   "groupnorm": "GroupNorm (8 groups)",
-  "lrn_learnable": "LRN across channels, learnable k/alpha/beta",
   "lcn_input": "input: local contrast norm. (5x5)",
   "standardize_input": "input: per-image standardization",
+  "lrn_learnable": "LRN across channels, learnable k/alpha/beta",
 }
 
 
