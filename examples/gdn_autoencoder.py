@@ -20,7 +20,7 @@ Data: the 1797 digits, pixel intensities 0 to 1, bilinearly upsampled from 8x8 t
 same fixed 80/20 split as ``lrn_experiment.py`` (1438 train, 359 test images). The loss is the
 mean squared error over pixels; PSNR is ``10 log10(1 / MSE)`` (peak 1) of the test set's MSE.
 
-Model (NHWC, ``--filters`` N=32, ``--latent`` M=8), bls2017's layout at the scale of a 16x16
+Model (NHWC, ``--filters`` N=16, ``--latent`` M=8), bls2017's layout at the scale of a 16x16
 image (bls2017 has 9x9 / stride 4 first and last layers, for photographs):
 
   analysis:  conv 5x5/2 (N) -> f -> conv 5x5/2 (N) -> f -> conv 5x5/2 (M, no bias)  16x16 -> 2x2xM
@@ -61,7 +61,7 @@ LABELS = {
   "linear": "none (linear)",
 }
 #: The defaults of the flags that --smoke changes (to the second value) unless they are given.
-SMOKE_DEFAULTS = {"epochs": (40, 1), "seeds": (3, 1)}
+SMOKE_DEFAULTS = {"epochs": (30, 1), "seeds": (3, 1)}
 
 
 class Nonlinearity(nnx.Module):
@@ -95,7 +95,7 @@ class Autoencoder(nnx.Module):
   """bls2017's analysis and synthesis transforms (three stride-2 layers each), without the
   entropy model, with a pluggable nonlinearity."""
 
-  def __init__(self, variant: str, *, filters: int = 32, latent: int = 8, rngs: nnx.Rngs):
+  def __init__(self, variant: str, *, filters: int = 16, latent: int = 8, rngs: nnx.Rngs):
     conv = partial(nnx.Conv, kernel_size=(5, 5), strides=2, padding="SAME", rngs=rngs)
     convt = partial(nnx.ConvTranspose, kernel_size=(5, 5), strides=2, padding="SAME", rngs=rngs)
     self.analysis0 = conv(1, filters)
@@ -289,11 +289,11 @@ def plot(records: list[dict], data, args, out: Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--epochs", type=int, help="epochs per run (default 40; 1 with --smoke)")
+  parser.add_argument("--epochs", type=int, help="epochs per run (default 30; 1 with --smoke)")
   parser.add_argument("--seeds", type=int, help="seeds per variant (default 3; 1 with --smoke)")
   parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
   parser.add_argument("--batch-size", type=int, default=64)
-  parser.add_argument("--filters", type=int, default=32, help="channels N of the hidden layers")
+  parser.add_argument("--filters", type=int, default=16, help="channels N of the hidden layers")
   parser.add_argument("--latent", type=int, default=8, help="channels M of the 2x2 latent")
   parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
   parser.add_argument("--show", type=int, default=10, help="test digits in reconstructions.png")

@@ -213,6 +213,50 @@ def test_lrn_experiment_smoke_keeps_explicit_epochs_and_seeds(tmp_path):
   assert [len(run["test_accuracy"]["varied"]) for run in results["runs"]] == [2] * 4
 
 
+def _autoencoder_parameters(filters: int, latent: int) -> int:
+  """Weights + biases of gdn_autoencoder.py's six 5x5 (transposed) convolutions."""
+  n, m = filters, latent
+  analysis = (25 * 1 * n + n) + (25 * n * n + n) + 25 * n * m  # the last one has no bias
+  synthesis = (25 * m * n + n) + (25 * n * n + n) + (25 * n * 1 + 1)
+  return analysis + synthesis
+
+
+def test_gdn_autoencoder_smoke(tmp_path):
+  out = _run("gdn_autoencoder.py", "--smoke", "--out", str(tmp_path))
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["config"]["filters"] == 16 and results["config"]["latent"] == 8
+  runs = results["runs"]
+  variants = ["gdn", "gdn_simplified", "relu", "batchnorm", "linear"]
+  assert [run["variant"] for run in runs] == variants
+  convs = _autoencoder_parameters(16, 8)
+  # GDN and IGDN add beta (C) and gamma (C x C) to each of the four hidden layers; BatchNorm
+  # its scale and bias; ReLU and the linear network nothing.
+  extra = {"gdn": 4 * (16 + 16**2), "gdn_simplified": 4 * (16 + 16**2), "batchnorm": 4 * 32}
+  for run in runs:
+    assert run["parameters"] == convs + extra.get(run["variant"], 0)
+    assert len(run["test_mse"]) == len(run["train_mse"]) == 1
+    assert 0.0 < run["test_mse"][0] < 1.0
+    assert np.array(run["reconstruction"]).shape == (10, 16, 16)
+    assert 0.0 < 4 * run["seconds_per_step"] < run["compile_seconds"]
+  table = (tmp_path / "results.md").read_text()
+  assert table in out.replace("\r", "")
+  rows = [line for line in table.splitlines() if re.match(r"\| [^|]+ \| [\d.]+ ± ", line)]
+  assert [row.split(" | ")[0] for row in rows] == [
+    "| GDN / IGDN",
+    "| simplified GDN / IGDN (alpha 1, epsilon 1)",
+    "| ReLU",
+    "| BatchNorm + ReLU",
+    "| none (linear)",
+  ]
+  for row, run in zip(rows, runs):
+    mse = float(re.search(r"\| ([\d.]+) ± 0\.000 \|", row)[1])
+    assert abs(mse - 1e3 * run["test_mse"][-1]) <= 0.0005
+    assert f"| {run['parameters']:,} |" in row
+  for name in ("mse.png", "reconstructions.png"):
+    png = (tmp_path / name).read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
 @pytest.mark.parametrize(
   "script, argv, message",
   [
@@ -244,6 +288,18 @@ def test_lrn_experiment_smoke_keeps_explicit_epochs_and_seeds(tmp_path):
       r"--batch-size must be at most the 256 train images, got 300",
     ),
     ("alexnet.py", ["--batch-size", "0"], r"--batch-size must be >= 1, got 0"),
+    ("gdn_autoencoder.py", ["--latent", "0"], r"--latent must be >= 1, got 0"),
+    ("gdn_autoencoder.py", ["--lr", "0"], r"--lr must be > 0, got 0\.0"),
+    (
+      "gdn_autoencoder.py",
+      ["--smoke", "--show", "200"],
+      r"--show must be at most the 128 test images, got 200",
+    ),
+    (
+      "gdn_autoencoder.py",
+      ["--variants", "sigmoid"],
+      r"argument --variants: invalid choice: .sigmoid.",
+    ),
     ("alexnet.py", ["--steps", "-1"], r"--steps must be >= 0, got -1"),
     ("alexnet.py", ["--lr", "-0.1"], r"--lr must be > 0, got -0\.1"),
     ("scaling.py", ["--width", "0"], r"--width must be >= 1, got 0"),
