@@ -4,6 +4,7 @@ reparameterisation its layers train through (:func:`lower_bound`, :func:`reparam
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from typing import Any
@@ -22,9 +23,25 @@ REPARAM_OFFSET = 2.0**-18
 PEDESTAL = REPARAM_OFFSET**2
 
 # ---------------------------------------------------------------------------------------------
-# The computation. Plain JAX: the channel sum is one matrix product, whose autodiff is already
-# the closed form (see docs/gdn.md for the measurement behind that choice).
+# The computation: plain JAX under jax.checkpoint. The channel sum is one matrix product, whose
+# autodiff is already the closed-form backward; what autodiff adds is memory: it keeps |x|^alpha,
+# the pool and its power (four arrays the size of x besides x). Under jax.checkpoint the
+# backward keeps only the inputs and recomputes the forward, which at bls2017 sizes costs no
+# time (the stored arrays' traffic costs as much as the recomputation) and keeps every
+# transformation, forward mode included, that a custom_vjp would lose. docs/gdn.md has the
+# measurement.
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+  """The static arguments of the core (hashable: jax.checkpoint's static argument)."""
+
+  static_alpha: float | None
+  static_epsilon: float | None
+  inverse: bool
+  rectify: bool
+  axis: int
 
 
 def _pool_input(u, alpha, static_alpha: float | None, rectified: bool):
@@ -58,19 +75,22 @@ def _multiply_by_power(v, s, epsilon, static_epsilon: float | None):
   return v * jnp.where(epsilon == 0, 1.0, jnp.exp(epsilon * jnp.log(s))).astype(s.dtype)
 
 
-def _gdn(x, beta, gamma, alpha, epsilon, *, static_alpha, static_epsilon, inverse, rectify, axis):
+def _forward(cfg: _Config, x, beta, gamma, alpha, epsilon):
   u = x.astype(_compute_dtype(x.dtype))
-  if rectify:
+  if cfg.rectify:
     u = jnp.maximum(u, 0.0)
-  f = _pool_input(u, alpha, static_alpha, rectify)
+  f = _pool_input(u, alpha, cfg.static_alpha, cfg.rectify)
   shape = [1] * u.ndim
-  shape[axis] = -1
-  pool = _channel_sum(f, gamma, axis) + beta.reshape(shape)
-  if inverse:
-    y = _multiply_by_power(u, pool, epsilon, static_epsilon)
+  shape[cfg.axis] = -1
+  pool = _channel_sum(f, gamma, cfg.axis) + beta.reshape(shape)
+  if cfg.inverse:
+    y = _multiply_by_power(u, pool, epsilon, cfg.static_epsilon)
   else:
-    y = divide_by_power(u, pool, epsilon, static_epsilon)
+    y = divide_by_power(u, pool, epsilon, cfg.static_epsilon)
   return y.astype(x.dtype)
+
+
+_gdn_core = jax.checkpoint(_forward, static_argnums=(0,))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +199,9 @@ def gdn(
   ``beta``, ``gamma``, ``alpha`` and ``epsilon`` may be traced arrays, with gradients (a
   learnable GDN: see :class:`jax_lrn.nnx.GDN` for the non-negative reparameterisation the
   references train through). Every JAX transformation applies: ``jit``, ``vmap``, ``grad`` to
-  any order, forward mode.
+  any order, forward mode. Differentiation is JAX's autodiff under ``jax.checkpoint``: the
+  backward keeps only the inputs (``x`` in its own dtype, ``beta``, ``gamma``) and recomputes
+  the pool, instead of keeping four more arrays the size of ``x``.
 
   Args:
     x: floating array of rank ``>= 1``, e.g. ``(N, H, W, C)`` with ``channel_axis=-1`` or
@@ -235,18 +257,8 @@ def gdn(
   compute = _compute_dtype(dtype)
   beta, gamma = jnp.asarray(beta).astype(compute), jnp.asarray(gamma).astype(compute)
   alpha, epsilon = (jnp.asarray(p).astype(compute) for p in (alpha, epsilon))
-  return _gdn(
-    x,
-    beta,
-    gamma,
-    alpha,
-    epsilon,
-    static_alpha=static_alpha,
-    static_epsilon=static_epsilon,
-    inverse=inverse,
-    rectify=rectify,
-    axis=axis,
-  )
+  cfg = _Config(static_alpha, static_epsilon, inverse, rectify, axis)
+  return _gdn_core(cfg, x, beta, gamma, alpha, epsilon)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,11 @@ even-size window sits, on defaults and on the channel axis. This module spells o
   :func:`jax_lrn.lrn` (and for jax_lrn's Flax layers, which take the same keyword names), for
   porting a model layer by layer: ``lrn(x, **from_tensorflow(depth_radius=2, alpha=2e-5))``.
 
+GDN has its own: ``tfc_gdn``, ``compressai_gdn`` and ``compressai_gdn1`` reproduce
+tensorflow_compression's and CompressAI's layers with given parameter values, and
+``from_tfc_gdn``, ``from_compressai_gdn`` turn those layers' stored (reparameterised) parameters
+into keyword arguments for :func:`jax_lrn.gdn`.
+
 Each function is a thin mapping: it validates what the framework would reject, and the
 parameters as :func:`jax_lrn.lrn` would, with errors in the framework's own argument names and
 the values passed; then it calls :func:`jax_lrn.lrn`, where the maths lives. The converters
@@ -31,6 +36,13 @@ Examples:
 
 from __future__ import annotations
 
+from jax_lrn.compat._gdn import (
+  compressai_gdn,
+  compressai_gdn1,
+  from_compressai_gdn,
+  from_tfc_gdn,
+  tfc_gdn,
+)
 from jax_lrn.compat._lrn_frameworks import (
   caffe,
   from_caffe,
@@ -55,6 +67,11 @@ __all__ = [
   "from_onnx",
   "from_cudnn",
   "from_mxnet",
+  "tfc_gdn",
+  "compressai_gdn",
+  "compressai_gdn1",
+  "from_compressai_gdn",
+  "from_tfc_gdn",
 ]
 
 # The functions live in private modules, one per family of conventions; they are documented and
