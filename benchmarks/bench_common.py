@@ -12,6 +12,9 @@ where ``W'`` is the mirrored window ``[j - hi, j + lo]`` (the same as ``W`` for 
 
 from __future__ import annotations
 
+import os
+import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -119,6 +122,42 @@ def gdn_reference(x, g, beta, gamma) -> dict:
   )
 
 
+def gaussian_window_sum(v: np.ndarray, axes: Sequence[int], size: int, sigma: float) -> np.ndarray:
+  """``sum_d g_d v[i + d]`` along each of ``axes`` (zero-padded, float64), ``g`` the Gaussian
+  ``exp(-d^2 / (2 sigma^2))`` for ``d`` in ``[-(size // 2), (size - 1) // 2]``, summing to 1."""
+  lo, hi = size // 2, (size - 1) // 2
+  d = np.arange(-lo, hi + 1)
+  g = np.exp(-(d * d) / (2.0 * sigma * sigma))
+  g = g / g.sum()
+  for axis in axes:
+    pad = [(0, 0)] * v.ndim
+    pad[axis] = (lo, hi)
+    padded = np.pad(v, pad)
+    extent = v.shape[axis]
+    v = sum(w * np.take(padded, np.arange(j, j + extent), axis=axis) for j, w in enumerate(g))
+  return v
+
+
+def contrast_reference(x, channel_axis: int, spatial_axes, size: int, sigma: float, eps: float):
+  """Local contrast normalization (Jarrett 2009) in float64, from the formula: a Gaussian window
+  over ``spatial_axes``, uniform over channels, means renormalised by the window's mass inside
+  the array, ``y = v / max(sigma_local, mean over the sample of sigma_local, eps)``."""
+  x = np.asarray(x, np.float64)
+  ones = np.ones([1 if a == channel_axis else n for a, n in enumerate(x.shape)])
+  mass = gaussian_window_sum(ones, spatial_axes, size, sigma)
+
+  def local_mean(field):
+    return (
+      gaussian_window_sum(field.mean(axis=channel_axis, keepdims=True), spatial_axes, size, sigma)
+      / mass
+    )
+
+  v = x - local_mean(x)
+  local = np.sqrt(local_mean(v * v))
+  c = local.mean(axis=tuple(spatial_axes), keepdims=True)
+  return v / np.maximum(np.maximum(local, c), eps)
+
+
 #: glibc returns every freed allocation over 32 MB to the system, so each call that writes a
 #: fresh output of that size page-faults it in again (see benchmarks/bench_lrn.py); with this
 #: tunable freed memory is reused and the timings show the computation.
@@ -128,10 +167,6 @@ MALLOC_TUNABLE = "glibc.malloc.hugetlb=1"
 def restart_with_reused_memory(script: str, argv) -> None:
   """Re-executes ``script`` with ``MALLOC_TUNABLE`` added to ``GLIBC_TUNABLES`` (glibc only);
   subprocesses inherit it."""
-  import os
-  import platform
-  import sys
-
   if platform.libc_ver()[0] != "glibc" or MALLOC_TUNABLE in os.environ.get("GLIBC_TUNABLES", ""):
     return
   tunables = ":".join(t for t in (os.environ.get("GLIBC_TUNABLES"), MALLOC_TUNABLE) if t)

@@ -79,6 +79,7 @@ def _public_names() -> list[str]:
   names += [f"jax_lrn.compat.{name}" for name in compat.__all__]
   names += [f"jax_lrn.{api}.LocalResponseNorm" for api in ("nnx", "linen", "equinox")]
   names += [f"jax_lrn.{api}.GDN" for api in ("nnx", "linen", "equinox")]
+  names += [f"jax_lrn.{api}.LocalContrastNorm" for api in ("nnx", "linen", "equinox")]
   return names
 
 

@@ -23,6 +23,10 @@ take a keyword ``channel_axis`` (default: the framework's layout) for porting on
 layouts, e.g. NHWC Flax activations: ``LocalResponseNorm(**from_cudnn(channel_axis=-1))``.
 Sources are cited per function.
 
+The rest of the family has its own conventions here too: ``torch7_subtractive``,
+``torch7_divisive`` and ``torch7_contrastive`` (Torch7's spatial contrast normalizations) and
+``cuda_convnet`` (cuda-convnet2's ``rnorm``, ``cmrnorm`` and ``cnorm``).
+
 Examples:
   >>> import jax.numpy as jnp
   >>> from jax_lrn import compat, lrn
@@ -36,6 +40,7 @@ Examples:
 
 from __future__ import annotations
 
+from jax_lrn.compat._cuda_convnet import cuda_convnet
 from jax_lrn.compat._gdn import (
   compressai_gdn,
   compressai_gdn1,
@@ -55,6 +60,7 @@ from jax_lrn.compat._lrn_frameworks import (
   tensorflow,
   torch,
 )
+from jax_lrn.compat._torch7 import torch7_contrastive, torch7_divisive, torch7_subtractive
 
 __all__ = [
   "caffe",
@@ -72,6 +78,10 @@ __all__ = [
   "compressai_gdn1",
   "from_compressai_gdn",
   "from_tfc_gdn",
+  "torch7_subtractive",
+  "torch7_divisive",
+  "torch7_contrastive",
+  "cuda_convnet",
 ]
 
 # The functions live in private modules, one per family of conventions; they are documented and
