@@ -11,7 +11,7 @@ PSNR, parameter count and wall time per training step), ``results.json`` (every 
 ``mse.png`` (test error per epoch) and ``reconstructions.png`` (test digits and their
 reconstructions by each variant) into ``--out`` (default ``runs/gdn_autoencoder/``).
 
-Run:  python examples/gdn_autoencoder.py                   # default: ~1 minute on 2 CPU cores
+Run:  python examples/gdn_autoencoder.py                   # default: ~2 minutes on 2 CPU cores
       python examples/gdn_autoencoder.py --seeds 5 --epochs 100
       python examples/gdn_autoencoder.py --variants gdn relu --latent 4
       python examples/gdn_autoencoder.py --smoke             # seconds; checks the pipeline
