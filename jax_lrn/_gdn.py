@@ -235,15 +235,16 @@ def gdn(
   Examples:
     >>> import jax.numpy as jnp
     >>> from jax_lrn import gdn
-    >>> x = jnp.array([[3.0, -4.0]])
-    >>> beta, gamma = jnp.ones(2), jnp.array([[0.1, 0.0], [0.0, 0.1]])
+    >>> x = jnp.array([[3.0, -4.0]], jnp.float32)
+    >>> beta, gamma = jnp.ones(2, jnp.float32), jnp.array([[0.1, 0.0], [0.0, 0.1]], jnp.float32)
     >>> gdn(x, beta, gamma)  # x / sqrt(1 + 0.1 x**2)
     Array([[ 2.1764288, -2.4806948]], dtype=float32)
     >>> gdn(x, beta, gamma, alpha=1.0, epsilon=1.0)  # simplified: x / (1 + 0.1 |x|)
     Array([[ 2.3076923, -2.857143 ]], dtype=float32)
     >>> gdn(x, beta, gamma, inverse=True)  # IGDN: x * sqrt(1 + 0.1 x**2)
     Array([[ 4.135215, -6.449806]], dtype=float32)
-    >>> gamma = jnp.array([[0.0, 1.0], [0.0, 0.0]])  # gamma[0, 1]: channel 0 divides channel 1
+    >>> # gamma[0, 1]: channel 0 divides channel 1
+    >>> gamma = jnp.array([[0.0, 1.0], [0.0, 0.0]], jnp.float32)
     >>> gdn(x, beta, gamma, alpha=1.0, epsilon=1.0)  # [3 / 1, -4 / (1 + |3|)]
     Array([[ 3., -1.]], dtype=float32)
   """

@@ -311,7 +311,7 @@ class GDN(eqx.Module):
     >>> import jax, jax.numpy as jnp
     >>> from jax_lrn.equinox import GDN
     >>> layer = GDN(3, channel_axis=0)
-    >>> layer(jnp.full((3, 4, 4), 2.0))[:, 0, 0]  # 2 / sqrt(1 + 0.1 * 2**2)
+    >>> layer(jnp.full((3, 4, 4), 2.0, jnp.float32))[:, 0, 0]  # 2 / sqrt(1 + 0.1 * 2**2)
     Array([1.6903085, 1.6903085, 1.6903085], dtype=float32)
     >>> grads = eqx.filter_grad(lambda m, x: m(x).sum())(layer, jnp.ones((3, 4, 4)))
     >>> grads.raw_gamma.shape

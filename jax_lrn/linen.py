@@ -240,7 +240,7 @@ class GDN(nn.Module):
   Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jax_lrn.linen import GDN
-    >>> x = jnp.full((2, 4, 4, 3), 2.0)
+    >>> x = jnp.full((2, 4, 4, 3), 2.0, jnp.float32)
     >>> params = GDN().init(jax.random.key(0), x)["params"]
     >>> {name: p.shape for name, p in params.items()}
     {'raw_beta': (3,), 'raw_gamma': (3, 3)}

@@ -302,9 +302,10 @@ class GDN(nnx.Module):
     >>> layer = GDN(3)
     >>> sorted(nnx.state(layer, nnx.Param).keys())
     ['raw_beta', 'raw_gamma']
-    >>> layer(jnp.full((2, 4, 4, 3), 2.0))[0, 0, 0]  # 2 / sqrt(1 + 0.1 * 2**2)
+    >>> layer(jnp.full((2, 4, 4, 3), 2.0, jnp.float32))[0, 0, 0]  # 2 / sqrt(1 + 0.1 * 2**2)
     Array([1.6903085, 1.6903085, 1.6903085], dtype=float32)
-    >>> GDN(3, inverse=True, alpha=1.0, epsilon=1.0)(jnp.full((3,), -2.0))  # -2 * (1 + 0.2)
+    >>> igdn = GDN(3, inverse=True, alpha=1.0, epsilon=1.0)
+    >>> igdn(jnp.full((3,), -2.0, jnp.float32))  # -2 * (1 + 0.2)
     Array([-2.4, -2.4, -2.4], dtype=float32)
   """
 

@@ -84,8 +84,9 @@ def tfc_gdn(
   Examples:
     >>> import jax.numpy as jnp
     >>> from jax_lrn import compat
-    >>> x = jnp.array([[1.0, -2.0]])
-    >>> compat.tfc_gdn(x, beta_parameter=jnp.ones(2), gamma_parameter=0.1 * jnp.eye(2))
+    >>> x = jnp.array([[1.0, -2.0]], jnp.float32)
+    >>> beta, gamma = jnp.ones(2, x.dtype), 0.1 * jnp.eye(2, dtype=x.dtype)
+    >>> compat.tfc_gdn(x, beta_parameter=beta, gamma_parameter=gamma)
     Array([[ 0.9090909, -1.6666666]], dtype=float32)
   """
   if not isinstance(data_format, str) or data_format not in DATA_FORMATS:
@@ -179,8 +180,8 @@ def compressai_gdn(
   Examples:
     >>> import jax.numpy as jnp
     >>> from jax_lrn import compat
-    >>> x = jnp.full((1, 2, 1, 1), 2.0)
-    >>> compat.compressai_gdn(x, jnp.ones(2), 0.1 * jnp.eye(2))[0, :, 0, 0]
+    >>> x = jnp.full((1, 2, 1, 1), 2.0, jnp.float32)
+    >>> compat.compressai_gdn(x, jnp.ones(2, x.dtype), 0.1 * jnp.eye(2, dtype=x.dtype))[0, :, 0, 0]
     Array([1.6903085, 1.6903085], dtype=float32)
   """
   x = _check_nchw(x)
@@ -204,8 +205,9 @@ def compressai_gdn1(
   Examples:
     >>> import jax.numpy as jnp
     >>> from jax_lrn import compat
-    >>> x = jnp.full((1, 2, 1, 1), -2.0)
-    >>> compat.compressai_gdn1(x, jnp.ones(2), 0.1 * jnp.eye(2))[0, :, 0, 0]  # -2 / 1.2
+    >>> x = jnp.full((1, 2, 1, 1), -2.0, jnp.float32)
+    >>> beta, gamma = jnp.ones(2, x.dtype), 0.1 * jnp.eye(2, dtype=x.dtype)
+    >>> compat.compressai_gdn1(x, beta, gamma)[0, :, 0, 0]  # -2 / 1.2
     Array([-1.6666666, -1.6666666], dtype=float32)
   """
   x = _check_nchw(x)
