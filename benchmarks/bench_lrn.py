@@ -63,7 +63,12 @@ from jax import lax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import reference, relative_error, stats  # noqa: E402
+from bench_common import (  # noqa: E402
+  reference,
+  relative_error,
+  restart_with_reused_memory,
+  stats,
+)
 from bench_frameworks import case_arrays  # noqa: E402
 
 import jax_lrn  # noqa: E402
@@ -75,8 +80,7 @@ HERE = Path(__file__).resolve().parent
 # minor page faults in 60 calls), and which calls pay it varies from call to call. With
 # glibc's hugetlb tunable, freed memory is reused and the timings show the computation. The
 # script restarts itself with it (frameworks' subprocesses inherit it); --system-malloc keeps
-# the system's default.
-MALLOC_TUNABLE = "glibc.malloc.hugetlb=1"
+# the system's default (bench_common.MALLOC_TUNABLE).
 ALPHA, K = 1e-4, 2.0  # AlexNet's values (alpha divided by the window count, as in Caffe)
 SHAPES = {  # name: (N, H, W, C); one 16-bit array is 37, 48 and 39 MB (more than a 32 MB L3)
   "AlexNet conv1": (64, 55, 55, 96),
@@ -513,17 +517,6 @@ def markdown(rows, frameworks, train, meta) -> str:
   return "\n".join(lines) + "\n"
 
 
-def restart_with_reused_memory(argv) -> None:
-  """Re-executes this script with ``MALLOC_TUNABLE`` added to ``GLIBC_TUNABLES`` (glibc only)."""
-  if platform.libc_ver()[0] != "glibc" or MALLOC_TUNABLE in os.environ.get("GLIBC_TUNABLES", ""):
-    return
-  tunables = ":".join(t for t in (os.environ.get("GLIBC_TUNABLES"), MALLOC_TUNABLE) if t)
-  sys.stdout.flush()
-  os.execve(
-    sys.executable, [sys.executable, __file__, *argv], dict(os.environ, GLIBC_TUNABLES=tunables)
-  )
-
-
 def render(results: Path, out: Path) -> None:
   """Writes ``results.md`` for an earlier run from its ``results.json`` (and prints it)."""
   payload = json.loads(results.read_text())
@@ -538,7 +531,7 @@ def render(results: Path, out: Path) -> None:
 
 def main(argv=None):
   if argv is None and "--system-malloc" not in sys.argv:  # from the command line
-    restart_with_reused_memory(sys.argv[1:])
+    restart_with_reused_memory(__file__, sys.argv[1:])
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
   parser.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")

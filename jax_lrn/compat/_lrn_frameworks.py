@@ -11,19 +11,6 @@ import numpy as np
 
 from jax_lrn._lrn import _check_axis, _check_param, lrn
 
-__all__ = [
-  "caffe",
-  "tensorflow",
-  "torch",
-  "onnx",
-  "from_caffe",
-  "from_tensorflow",
-  "from_torch",
-  "from_onnx",
-  "from_cudnn",
-  "from_mxnet",
-]
-
 CAFFE_NORM_REGIONS = ("ACROSS_CHANNELS", "WITHIN_CHANNEL")
 
 # ---------------------------------------------------------------------------------------------
