@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts and the per-framework subprocesses (NumPy only).
+"""Helpers shared by the benchmark scripts and the per-framework subprocesses (NumPy only): the
+float64 references, how rounds are interleaved and timed, statistics, Markdown tables.
 
 LRN here is the across-channels / within-channel formula of ``jax_lrn.lrn``, written from the
 formula (nothing of jax_lrn is used), with ``alpha`` divided by the window count ``n`` and the
@@ -16,7 +17,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -68,32 +69,68 @@ def relative_error(got, want) -> float:
   return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
 
 
+def interleaved(
+  names: Sequence[Hashable],
+  sample: Callable[[Hashable, int], float],
+  rounds: int,
+  warmup: int,
+  baseline: Hashable | None = None,
+  every: int = 1,
+) -> dict[Hashable, list[float]]:
+  """``sample(name, round)`` (seconds) of each name once per round, in turn, so that all of
+  them see the same machine load, after ``warmup`` rounds that are not kept.
+
+  ``baseline``, a name not in ``names``, is sampled too, before every ``every``-th of the others
+  (with ``every=1`` it gets as many samples, spread over the same moments, as all of them
+  together; with no others, once a round). Returns the samples per name, the baseline's too.
+  """
+  times: dict[Hashable, list[float]] = {name: [] for name in names}
+  if baseline is not None:
+    times[baseline] = []
+  for r in range(warmup + rounds):
+    for i, name in enumerate(names or [None]):
+      for who in ([baseline] if baseline is not None and i % every == 0 else []) + [name]:
+        if who is not None:
+          took = sample(who, r)
+          if r >= warmup:
+            times[who].append(took)
+  return times
+
+
+def seconds(fn: Callable[[], object]) -> float:
+  """Wall seconds of one call of ``fn`` (which must block until its result is ready)."""
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
 def time_interleaved(
   fns: dict[str, Callable[[], object]], repeats: int, warmup: int, baseline: str | None = None
 ) -> dict[str, list[float]]:
   """Runs every function once per round (so all of them see the same machine load).
 
-  With ``baseline`` (a key of ``fns``) that function also runs right before every other one,
-  so the denominator of the ratios gets as many samples, spread over the same moments, as all
+  With ``baseline`` (a key of ``fns``) that function runs right before every other one, so
+  the denominator of the ratios gets as many samples, spread over the same moments, as all
   the numerators together. Each function must block until its result is ready. Returns
   seconds per call, per function.
   """
-  for _ in range(warmup):
-    for fn in fns.values():
-      fn()
-  times: dict[str, list[float]] = {name: [] for name in fns}
+  others = [name for name in fns if name != baseline]
+  times = interleaved(others, lambda name, _: seconds(fns[name]), repeats, warmup, baseline)
+  return {str(name): samples for name, samples in times.items()}
 
-  def timed(name):
-    start = time.perf_counter()
-    fns[name]()
-    times[name].append(time.perf_counter() - start)
 
-  for _ in range(repeats):
-    for name in fns:
-      if baseline is not None and name != baseline:
-        timed(baseline)
-      timed(name)
-  return times
+def markdown_table(
+  head: Sequence[str], rows: Sequence[Sequence[str]], aligns: str, narrow: bool = False
+) -> list[str]:
+  """The lines of a Markdown table; ``aligns`` has one letter per column, ``l`` or ``r``;
+  ``narrow``: no spaces around the bars (for a table that must fit in a short tail of output)."""
+  sep = "|" if narrow else " | "
+  ends = ("|", "|") if narrow else ("| ", " |")
+  right = "--:|" if narrow else "---:|"
+  rule = "|" + "".join("---|" if a == "l" else right for a in aligns)
+  return [ends[0] + sep.join(head) + ends[1], rule] + [
+    ends[0] + sep.join(cells) + ends[1] for cells in rows
+  ]
 
 
 def random_arrays(shape, seed: int = 0, scale: float = 10.0):

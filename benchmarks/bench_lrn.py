@@ -59,19 +59,29 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import (  # noqa: E402
+  MALLOC_TUNABLE,
+  interleaved,
+  markdown_table,
   reference,
   relative_error,
   restart_with_reused_memory,
+  seconds,
   stats,
 )
 from bench_frameworks import case_arrays  # noqa: E402
-
-import jax_lrn  # noqa: E402
+from bench_jax import (  # noqa: E402
+  CONTEXTS,
+  PEERS,
+  batch_norm,
+  block_loss,
+  in_context,
+  layout_axes,
+  lrn_function,
+)
 
 HERE = Path(__file__).resolve().parent
 # glibc returns every allocation over 32 MB to the system when it is freed, so each call that
@@ -97,7 +107,6 @@ QUICK_MODES = ("across 5", "within 3x3")
 LAYOUTS = ("NHWC", "NCHW")
 DTYPES = ("float32", "bfloat16", "float16")
 QUICK_DTYPES = ("float32", "bfloat16")
-CONTEXTS = ("forward", "dx only", "y and dx")
 IMPLS = ("jax_lrn", "plain JAX")
 FRAMEWORKS = ("torch", "tensorflow", "onnxruntime")
 FRAMEWORK_LABEL = dict(torch="PyTorch", tensorflow="TensorFlow", onnxruntime="onnxruntime")
@@ -124,39 +133,16 @@ class Config:
 
 
 def window_axes(layout: str, mode: str) -> tuple[int, ...]:
-  channel = 3 if layout == "NHWC" else 1
-  if MODES[mode][0] == "across_channels":
-    return (channel,)
-  return (1, 2) if layout == "NHWC" else (2, 3)
+  """The window axes of ``mode`` (a key of ``MODES``) in ``layout``."""
+  return layout_axes(layout, MODES[mode][0])[1]
 
 
-def plain_lrn(x, axes, size, beta):
-  """What one writes without jax_lrn: a reduce_window sum and a general power, autodiff."""
-  compute = x.astype(jnp.float32) if x.dtype != jnp.float64 else x
-  window = [size if a in axes else 1 for a in range(x.ndim)]
-  pad = [(size // 2, size // 2) if a in axes else (0, 0) for a in range(x.ndim)]
-  sq = lax.reduce_window(compute * compute, 0.0, lax.add, window, (1,) * x.ndim, pad)
-  n = size ** len(axes)
-  return (compute * (K + ALPHA / n * sq) ** (-beta)).astype(x.dtype)
-
-
-def fast_lrn(x, layout, mode, beta):
+def variant(impl: str, layout: str, mode: str, beta: float = 0.75):
+  """``x -> y`` for a row: ``"jax_lrn"`` (the platform's choice), ``"plain JAX"`` (autodiff)
+  or one of ``PEERS``, at AlexNet's alpha and k."""
   kind, size = MODES[mode]
-  return jax_lrn.lrn(x, size, ALPHA, beta, K, mode=kind, channel_axis=-1 if layout == "NHWC" else 1)
-
-
-def in_context(f, context):
-  """``f`` as users call it in ``context``; every returned function takes ``(x, g)``."""
-  if context == "forward":
-    return lambda x, g: f(x)
-  if context == "dx only":
-    return jax.grad(lambda x, g: jnp.sum((f(x) * g).astype(jnp.float32)))
-
-  def y_and_dx(x, g):
-    y, vjp = jax.vjp(f, x)
-    return y, vjp(g)[0]
-
-  return y_and_dx
+  name = {"jax_lrn": None, "plain JAX": "plain"}.get(impl, impl)
+  return lrn_function(name, layout, kind, size, ALPHA, beta, K)
 
 
 def residual_bytes(f, x) -> int:
@@ -180,24 +166,11 @@ def time_rounds(fns, baseline, rounds: int, warmup: int):
   Every round calls each function once, in turn; the baseline runs at the start of the round
   and again after every ``BASELINE_EVERY`` functions, so it samples the same moments.
   """
-  names = list(fns)
-  for _ in range(warmup):
-    baseline()
-    for name in names:
-      fns[name]()
-  times = {name: [] for name in names}
-  base = []
-
-  def timed(fn, out):
-    start = time.perf_counter()
-    fn()
-    out.append(time.perf_counter() - start)
-
-  for _ in range(rounds):
-    for i, name in enumerate(names):
-      if i % BASELINE_EVERY == 0:
-        timed(baseline, base)
-      timed(fns[name], times[name])
+  calls = {**fns, "x * 2": baseline}
+  times = interleaved(
+    list(fns), lambda name, _: seconds(calls[name]), rounds, warmup, "x * 2", BASELINE_EVERY
+  )
+  base = times.pop("x * 2")
   return times, base
 
 
@@ -208,8 +181,11 @@ def check(out, ref, context):
   return max(relative_error(np.asarray(o[:1], np.float64), r) for o, r in zip(out, wanted))
 
 
-def run_group(shape_name, shape, dtype, layouts, modes, extra_betas, args):
-  """Checks, compiles and times every JAX function of one (shape, dtype), both layouts."""
+def run_group(shape_name, shape, dtype, layouts, modes, extra_betas, args, wanted=None):
+  """Checks, compiles and times every JAX function of one (shape, dtype), both layouts (only
+  the ``(layout, window, context)`` in ``wanted`` where it is given). The other JAX libraries'
+  LRNs (``PEERS``) run across 5 at beta 0.75; a context they cannot be compiled for (not
+  differentiable) is a row with the error as its note, untimed."""
   jdtype = jnp.dtype(dtype)
   data, rows, fns = {}, [], {}
   for layout in layouts:
@@ -234,27 +210,29 @@ def run_group(shape_name, shape, dtype, layouts, modes, extra_betas, args):
         cfg = Config(shape_name, layout, mode, dtype, beta)
         axes, size = window_axes(layout, mode), MODES[mode][1]
         ref = reference(x_np[:1], g_np[:1], axes, size, ALPHA, beta, K)
-        impls = {
-          "jax_lrn": lambda x, layout=layout, mode=mode, beta=beta: fast_lrn(x, layout, mode, beta),
-          "plain JAX": lambda x, axes=axes, size=size, beta=beta: plain_lrn(x, axes, size, beta),
-        }
-        for impl, f in impls.items():
+        impls = list(IMPLS)
+        if mode == "across 5" and beta == 0.75 and args.peers:
+          impls += PEERS
+        for impl in impls:
+          f = variant(impl, layout, mode, beta)
           for context in args.contexts:
-            compiled, compile_s, temp = compile_timed(in_context(f, context), x, g)
+            if wanted is not None and (layout, mode, context) not in wanted:
+              continue
+            row = dict(config=dataclasses.asdict(cfg), label=cfg.label, impl=impl, context=context)
+            key = (cfg, impl, context)
+            try:
+              compiled, compile_s, temp = compile_timed(in_context(f, context), x, g)
+            except Exception as error:  # noqa: BLE001 - a peer that cannot: reported on its row
+              if impl in IMPLS:
+                raise
+              note = str(error).splitlines()[0]
+              rows.append((key, dict(row, note=f"not differentiable: {note}")))
+              continue
             error = check(compiled(x, g), ref, context)
             if impl == "jax_lrn" and not error <= TOLERANCE[dtype]:
               raise SystemExit(f"jax_lrn is wrong on {cfg.label} {context}: error {error:.2e}")
-            key = (cfg, impl, context)
             fns[key] = lambda c=compiled, x=x, g=g: jax.block_until_ready(c(x, g))
-            row = dict(
-              config=dataclasses.asdict(cfg),
-              label=cfg.label,
-              impl=impl,
-              context=context,
-              compile_s=compile_s,
-              temp_bytes=temp,
-              error=error,
-            )
+            row.update(compile_s=compile_s, temp_bytes=temp, error=error)
             if context == "y and dx":
               row["residual_bytes"] = residual_bytes(f, x)
             rows.append((key, row))
@@ -269,8 +247,9 @@ def run_group(shape_name, shape, dtype, layouts, modes, extra_betas, args):
     )
   out = []
   for key, row in rows:
-    row.update(stats(times[key]))
-    row.update(elem=base_stats, ratio=row["min_s"] / base_stats["min_s"])
+    if key in times:
+      row.update(stats(times[key]))
+      row.update(elem=base_stats, ratio=row["min_s"] / base_stats["min_s"])
     out.append(row)
   return out, base_stats
 
@@ -280,22 +259,6 @@ def run_group(shape_name, shape, dtype, layouts, modes, extra_betas, args):
 # ---------------------------------------------------------------------------------------------
 
 
-def batch_norm(h):
-  """BatchNorm in training mode (batch statistics per channel, no affine parameters)."""
-  mean = jnp.mean(h, axis=(0, 1, 2))
-  var = jnp.var(h, axis=(0, 1, 2))
-  return (h - mean) * lax.rsqrt(var + 1e-5)
-
-
-def block_loss(kernel, x, readout, norm):
-  """AlexNet's first block (conv 11x11/4, ReLU, ``norm``, max-pool 3/2), NHWC, read out."""
-  dn = ("NHWC", "HWIO", "NHWC")
-  h = lax.conv_general_dilated(x, kernel, (4, 4), "VALID", dimension_numbers=dn)
-  h = norm(jax.nn.relu(h))
-  h = lax.reduce_window(h, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "VALID")
-  return jnp.sum(h * readout)
-
-
 def train_step_fns(batch: int):
   """``{variant: (compiled, args)}`` for the block with each normalization."""
   rng = np.random.default_rng(0)
@@ -303,8 +266,8 @@ def train_step_fns(batch: int):
   kernel = jnp.asarray(rng.normal(0.0, 0.05, size=(11, 11, 3, 96)), jnp.float32)
   readout = jnp.asarray(rng.normal(size=(batch, 27, 27, 96)), jnp.float32)
   norms = {
-    "jax_lrn": lambda h: jax_lrn.lrn(h, 5, ALPHA, 0.75, K),
-    "plain JAX LRN": lambda h: plain_lrn(h, (3,), 5, 0.75),
+    "jax_lrn": variant("jax_lrn", "NHWC", "across 5"),
+    "plain JAX LRN": variant("plain JAX", "NHWC", "across 5"),
     "BatchNorm": batch_norm,
     "no normalization": lambda h: h,
   }
@@ -426,7 +389,8 @@ def cell(row) -> str:
   if row is None:
     return "—"
   if "ratio" not in row:
-    return "unsupported" if (row.get("note") or "").startswith("unsupported") else "n/a"
+    note = row.get("note") or ""
+    return next((n for n in ("unsupported", "not differentiable") if note.startswith(n)), "n/a")
   wrong = "" if row.get("error", 0.0) <= TOLERANCE[row["config"]["dtype"]] else " (wrong!)"
   return (
     f"{row['ratio']:.1f}x · {row['min_s'] * 1e3:.1f} ms (med {row['median_s'] * 1e3:.1f}){wrong}"
@@ -443,16 +407,34 @@ def markdown(rows, frameworks, train, meta) -> str:
     "",
   ]
   head = ["shape", "layout", "window", "dtype", "x * 2 ms (min / median)"]
-  for context in CONTEXTS:
-    head += [f"{context}: {impl}" for impl in IMPLS]
-  lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 4 + "---:|" * (len(head) - 4)]
+  head += [f"{context}: {impl}" for context in CONTEXTS for impl in IMPLS]
+  table = []
   for label in labels:
-    first = next(r for r in rows if r["label"] == label)
-    elem = first["elem"]
+    elem = next(r for r in rows if r["label"] == label)["elem"]
     cells = label.split(" | ") + [f"{elem['min_s'] * 1e3:.2f} / {elem['median_s'] * 1e3:.2f}"]
-    for context in CONTEXTS:
-      cells += [cell(index.get((label, impl, context))) for impl in IMPLS]
-    lines.append("| " + " | ".join(cells) + " |")
+    table.append(cells + [cell(index.get((label, i, c))) for c in CONTEXTS for i in IMPLS])
+  lines += markdown_table(head, table, "llll" + "r" * (len(head) - 4))
+  peer_labels = [lb for lb in labels if any((lb, p, c) in index for p in PEERS for c in CONTEXTS)]
+  if peer_labels:
+    lines += [
+      "",
+      "Across channels, size 5, against the LRNs of other JAX libraries, as published "
+      "(`benchmarks/peers/`: jaxonnxruntime 0.3.0's ONNX `LRN` op, jaxonmodels 0.2.3's Equinox "
+      "layer under `vmap` over the batch; both NCHW, so NHWC is transposed to NCHW and back "
+      "around them), timed in the same rounds as jax_lrn. Not differentiable: jaxonnxruntime's "
+      "`reduce_window` with an array as its initial value has no reverse-mode rule (`jax.grad` "
+      "raises).",
+      "",
+    ]
+    head = ["shape", "layout", "dtype", "context", *IMPLS, *PEERS]
+    table = [
+      [*label.split(" | ")[:2], label.split(" | ")[3], context]
+      + [cell(index.get((label, impl, context))) for impl in (*IMPLS, *PEERS)]
+      for label in peer_labels
+      for context in CONTEXTS
+      if (label, "jax_lrn", context) in index
+    ]
+    lines += markdown_table(head, table, "llll" + "r" * (len(head) - 4))
   present = [
     FRAMEWORK_LABEL[f]
     for f in FRAMEWORKS
@@ -467,14 +449,13 @@ def markdown(rows, frameworks, train, meta) -> str:
       "",
     ]
     head = ["shape", "layout", "dtype", "context", "jax_lrn"] + present
-    lines += ["| " + " | ".join(head) + " |", "|---|---|---|---|" + "---:|" * (len(head) - 4)]
-    fw_labels = list(dict.fromkeys(r["label"] for r in frameworks))
-    for label in fw_labels:
-      shape, layout, _, dtype = label.split(" | ")
-      for context in ("forward", "dx only"):
-        cells = [shape, layout, dtype, context, cell(index.get((label, "jax_lrn", context)))]
-        cells += [cell(index.get((label, impl, context))) for impl in present]
-        lines.append("| " + " | ".join(cells) + " |")
+    table = [
+      [*label.split(" | ")[:2], label.split(" | ")[3], context]
+      + [cell(index.get((label, impl, context))) for impl in ("jax_lrn", *present)]
+      for label in dict.fromkeys(r["label"] for r in frameworks)
+      for context in ("forward", "dx only")
+    ]
+    lines += markdown_table(head, table, "llll" + "r" * (len(head) - 4))
   if train:
     lines += [
       "",
@@ -483,36 +464,42 @@ def markdown(rows, frameworks, train, meta) -> str:
       "variants timed in interleaved rounds; the added time is relative to the minimum of the "
       "step without normalization.",
       "",
-      "| variant | ms (min) | ms (median) | added to the step without normalization |",
-      "|---|---:|---:|---:|",
     ]
-    for r in train:
-      lines.append(
-        f"| {r['variant']} | {r['min_s'] * 1e3:.1f} | {r['median_s'] * 1e3:.1f} | "
-        f"{r['added_percent']:+.1f} % |"
-      )
+    head = ["variant", "ms (min)", "ms (median)", "added to the step without normalization"]
+    table = [
+      [
+        r["variant"],
+        f"{r['min_s'] * 1e3:.1f}",
+        f"{r['median_s'] * 1e3:.1f}",
+        f"{r['added_percent']:+.1f} %",
+      ]
+      for r in train
+    ]
+    lines += markdown_table(head, table, "lrrr")
   lines += [
     "",
     "jax_lrn in detail (y and dx context): compile seconds, the bytes the backward keeps "
     "(residuals) and the compiled program's temporary memory, next to plain JAX autodiff.",
     "",
-    "| shape | layout | window | dtype | compile s (fwd, dx, y and dx) "
-    "| residual MB (jax_lrn / plain) | temp MB, y and dx (jax_lrn / plain) |",
-    "|---|---|---|---|---:|---:|---:|",
   ]
+  head = ["shape", "layout", "window", "dtype", "compile s (fwd, dx, y and dx)"]
+  head += ["residual MB (jax_lrn / plain)", "temp MB, y and dx (jax_lrn / plain)"]
+  table = []
   mb = 1e-6
   for label in labels:
     got = [index.get((label, "jax_lrn", c)) for c in CONTEXTS]
     plain = index.get((label, "plain JAX", "y and dx"))
     if any(r is None for r in got) or plain is None:
       continue
-    compile_s = ", ".join(f"{r['compile_s']:.2f}" for r in got)
-    lines.append(
-      "| "
-      + " | ".join(label.split(" | "))
-      + f" | {compile_s} | {got[2]['residual_bytes'] * mb:.1f} / {plain['residual_bytes'] * mb:.1f}"
-      f" | {(got[2]['temp_bytes'] or 0) * mb:.1f} / {(plain['temp_bytes'] or 0) * mb:.1f} |"
+    table.append(
+      label.split(" | ")
+      + [
+        ", ".join(f"{r['compile_s']:.2f}" for r in got),
+        f"{got[2]['residual_bytes'] * mb:.1f} / {plain['residual_bytes'] * mb:.1f}",
+        f"{(got[2]['temp_bytes'] or 0) * mb:.1f} / {(plain['temp_bytes'] or 0) * mb:.1f}",
+      ]
     )
+  lines += markdown_table(head, table, "llllrrr")
   lines += ["", meta["text"]]
   return "\n".join(lines) + "\n"
 
@@ -520,8 +507,8 @@ def markdown(rows, frameworks, train, meta) -> str:
 def render(results: Path, out: Path) -> None:
   """Writes ``results.md`` for an earlier run from its ``results.json`` (and prints it)."""
   payload = json.loads(results.read_text())
-  rows = [r for r in payload["rows"] if r["impl"] in IMPLS]
-  fw_rows = [r for r in payload["rows"] if r["impl"] not in IMPLS]
+  fw_rows = [r for r in payload["rows"] if r["impl"] in FRAMEWORK_LABEL.values()]
+  rows = [r for r in payload["rows"] if r["impl"] not in FRAMEWORK_LABEL.values()]
   train = payload["train_step"]["rows"] if payload.get("train_step") else None
   md = markdown(rows, fw_rows, train, payload["meta"])
   out.mkdir(parents=True, exist_ok=True)
@@ -529,9 +516,89 @@ def render(results: Path, out: Path) -> None:
   print(md)
 
 
+# ---------------------------------------------------------------------------------------------
+# The README's headline: its rows with both allocators, each in a process of its own.
+# ---------------------------------------------------------------------------------------------
+
+HEADLINE_SHAPE, HEADLINE_DTYPE = "AlexNet conv1", "float32"
+HEADLINE_ROWS = (  # (layout, window, context)
+  ("NHWC", "across 5", "forward"),
+  ("NHWC", "across 5", "dx only"),
+  ("NHWC", "across 5", "y and dx"),
+  ("NCHW", "across 5", "dx only"),
+  ("NCHW", "across 5", "y and dx"),
+  ("NHWC", "within 5x5", "dx only"),
+  ("NHWC", "within 5x5", "y and dx"),
+)
+ALLOCATORS = {"malloc default": False, "malloc hugetlb": True}  # label: with MALLOC_TUNABLE
+HEADLINE_IMPLS = (*IMPLS, *PEERS)
+
+
+def allocator_env(reuse: bool) -> dict:
+  """The environment with ``MALLOC_TUNABLE`` added to ``GLIBC_TUNABLES`` or taken out of it."""
+  tunables = [t for t in os.environ.get("GLIBC_TUNABLES", "").split(":") if t]
+  tunables = [t for t in tunables if t != MALLOC_TUNABLE] + ([MALLOC_TUNABLE] if reuse else [])
+  env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+  return dict(env, GLIBC_TUNABLES=":".join(tunables)) if tunables else env
+
+
+def headline(args) -> None:
+  """Times ``HEADLINE_ROWS`` once per allocator (a fresh process each, the allocators in
+  turn), and writes ``headline.md`` and ``headline.json`` (bench_lrn's rows, the allocator
+  in each label, so that compare_runs.py compares two runs) to ``--out``."""
+  start = time.perf_counter()
+  out = Path(args.out)
+  rows, metas = [], {}
+  for allocator, reuse in ALLOCATORS.items():
+    if reuse and platform.libc_ver()[0] != "glibc":
+      print(f"  {allocator}: not glibc, skipped")
+      continue
+    child = out / allocator.replace(" ", "-")
+    command = [sys.executable, __file__, "--headline-rows", "--out", str(child)]
+    command += ["--repeats", str(args.repeats or 9), "--warmup", str(args.warmup)]
+    command += [] if reuse else ["--system-malloc"]
+    proc = subprocess.run(command, env=allocator_env(reuse), capture_output=True, text=True)
+    if proc.returncode != 0:
+      raise SystemExit(f"the {allocator} run failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+    payload = json.loads((child / "results.json").read_text())
+    metas[allocator] = payload["meta"]["text"]
+    for row in payload["rows"]:
+      rows.append(dict(row, label=f"{row['label']} | {allocator}", allocator=allocator))
+    print(f"  timed the headline rows, {allocator} ({time.perf_counter() - start:.0f} s)")
+  lines = [
+    f"{HEADLINE_SHAPE} {SHAPES[HEADLINE_SHAPE]}, {HEADLINE_DTYPE}. Each cell: time as a multiple "
+    "of one elementwise pass `x * 2` over as many elements (minimum over minimum) · minimum "
+    "milliseconds (median in brackets); each allocator in a process of its own.",
+    "",
+  ]
+  index = {(r["label"], r["impl"], r["context"]): r for r in rows}
+  table = []
+  for layout, mode, context in HEADLINE_ROWS:
+    for allocator in metas:
+      label = f"{Config(HEADLINE_SHAPE, layout, mode, HEADLINE_DTYPE).label} | {allocator}"
+      got = [index.get((label, impl, context)) for impl in HEADLINE_IMPLS]
+      elem = next((r["elem"] for r in got if r and "elem" in r), None)
+      elem_ms = "—" if elem is None else f"{elem['min_s'] * 1e3:.2f} / {elem['median_s'] * 1e3:.2f}"
+      table.append([f"{mode}, {layout}, {context}", allocator, elem_ms, *map(cell, got)])
+  head = ["row", "allocator", "x * 2 ms (min / median)", *HEADLINE_IMPLS]
+  lines += markdown_table(head, table, "ll" + "r" * (len(head) - 2))
+  lines += [""] + [f"{allocator}: {text}" for allocator, text in metas.items()]
+  total = time.perf_counter() - start
+  lines += ["", f"{total:.0f} s in all."]
+  md = "\n".join(lines) + "\n"
+  out.mkdir(parents=True, exist_ok=True)
+  (out / "headline.md").write_text(md)
+  meta = dict(text=" ".join(metas.values()), total_s=total)
+  (out / "headline.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
+  print(md)
+  print(f"wrote {out / 'headline.md'}, {out / 'headline.json'}")
+
+
 def main(argv=None):
-  if argv is None and "--system-malloc" not in sys.argv:  # from the command line
-    restart_with_reused_memory(__file__, sys.argv[1:])
+  from_command_line = argv is None
+  argv = sys.argv[1:] if argv is None else argv
+  if from_command_line and not {"--system-malloc", "--headline"} & set(argv):
+    restart_with_reused_memory(__file__, argv)
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
   parser.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
@@ -556,6 +623,16 @@ def main(argv=None):
   parser.add_argument("--no-train-step", action="store_true", help="skip the training step")
   parser.add_argument("--train-batch", type=int, default=None, help=f"default {TRAIN_BATCH}")
   parser.add_argument(
+    "--no-peers", dest="peers", action="store_false", help="no rows of other JAX libraries"
+  )
+  parser.add_argument(
+    "--headline",
+    action="store_true",
+    help="the README's headline rows only, with each allocator (a process each): headline.md "
+    "and headline.json in --out",
+  )
+  parser.add_argument("--headline-rows", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument(
     "--render",
     metavar="RESULTS_JSON",
     help="time nothing: write the tables of an earlier run's results.json to --out",
@@ -564,6 +641,15 @@ def main(argv=None):
   if args.render:
     render(Path(args.render), Path(args.out))
     return
+  if args.headline:
+    headline(args)
+    return
+  wanted = None
+  if args.headline_rows:  # one allocator's process of --headline
+    wanted = set(HEADLINE_ROWS)
+    args.shapes, args.dtypes = HEADLINE_SHAPE, HEADLINE_DTYPE
+    args.modes = ",".join(dict.fromkeys(mode for _, mode, _ in HEADLINE_ROWS))
+    args.frameworks, args.no_train_step = "none", True
   shapes = QUICK_SHAPES if args.quick else SHAPES
   if args.shapes:
     shapes = {name: shapes[name] for name in args.shapes.split(",")}
@@ -574,7 +660,7 @@ def main(argv=None):
   args.contexts = args.contexts.split(",")
   args.train_batch = args.train_batch or (1 if args.quick else TRAIN_BATCH)
   layouts = args.layouts.split(",")
-  extra_betas = () if args.quick else (GENERAL_BETA,)
+  extra_betas = () if args.quick or wanted else (GENERAL_BETA,)
   frameworks = (
     FRAMEWORKS
     if args.frameworks == "auto"
@@ -585,7 +671,7 @@ def main(argv=None):
   for i, (shape_name, shape) in enumerate(shapes.items()):
     for dtype in dtypes:
       group, base = run_group(
-        shape_name, shape, dtype, layouts, modes, extra_betas if i == 0 else (), args
+        shape_name, shape, dtype, layouts, modes, extra_betas if i == 0 else (), args, wanted
       )
       rows += group
       print(
@@ -601,6 +687,7 @@ def main(argv=None):
     train = run_train_step(args)
     print(f"  timed the training step ({time.perf_counter() - start:.0f} s)")
   command = "python benchmarks/bench_lrn.py" + (" --quick" if args.quick else "")
+  command += " --headline" if wanted else ""
   text = (
     f"Measured {datetime.date.today().isoformat()} with `{command}` on "
     f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores; "

@@ -57,7 +57,6 @@ import json
 import math
 import os
 import platform as host_platform
-import statistics
 import sys
 import time
 import warnings
@@ -112,12 +111,19 @@ if __name__ == "__main__":
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from jax import lax  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import reference, window_extent  # noqa: E402  (NumPy only, beside this script)
+from bench_common import (  # noqa: E402  (beside this script)
+  interleaved,
+  markdown_table,
+  reference,
+  stats,
+  window_extent,
+)
 
 try:
+  from bench_jax import block_loss, in_context, layout_axes, lrn_function  # noqa: E402
+
   import jax_lrn  # noqa: E402
   from jax_lrn import compat, lrn  # noqa: E402
   from jax_lrn._window import IMPLEMENTATIONS as _IMPLEMENTATIONS  # noqa: E402
@@ -154,6 +160,7 @@ QUICK_GROUPS = [
 # Every lowering lrn(implementation=...) offers, so that one run compares them all.
 IMPLEMENTATIONS = tuple(_IMPLEMENTATIONS)
 PASSES = ("fwd", "dx", "y+dx")
+PASS_CONTEXT = {"dx": "dx only", "y+dx": "y and dx"}  # bench_jax.in_context's names
 # AlexNet's LRN (alpha divided by the window count, as jax_lrn.lrn and Caffe do).
 ALPHA, BETA, K = 5e-4, 0.75, 2.0
 INPUT_SCALE = 30.0  # |N(0, 30)|, like post-ReLU activations: alpha/n * sum x^2 is about 0.5
@@ -286,16 +293,18 @@ def time_rounds(items: list[Timed], baseline: Timed, rounds: int, warmup: int) -
   of them see the same conditions; the baseline runs before every item (as many samples as all
   the items together). Adds the median, minimum, samples and ratio to the baseline's median to
   each item's row; returns the baseline's summary."""
-  for item in [baseline, *items]:
+  everyone = [*items, baseline]  # the baseline is the last
+  for item in everyone:
     calibrate(item)
-  for r in range(warmup + rounds):
-    for item in items or [None]:  # with no items, the baseline alone
-      base = sample_seconds(baseline, r)
-      took = None if item is None else sample_seconds(item, r)
-      if r >= warmup:
-        baseline.samples.append(base)
-        if item is not None and took is not None:
-          item.samples.append(took)
+  samples = interleaved(
+    range(len(items)),
+    lambda i, r: sample_seconds(everyone[i], r),
+    rounds,
+    warmup,
+    baseline=len(items),
+  )
+  for i, item in enumerate(everyone):
+    item.samples += samples[i]
   base = {**summarise(baseline.samples), "calls_per_sample": baseline.calls_per_sample}
   for item in items:
     item.row.update(summarise(item.samples))
@@ -305,12 +314,13 @@ def time_rounds(items: list[Timed], baseline: Timed, rounds: int, warmup: int) -
 
 
 def summarise(samples: list[float]) -> dict:
-  ms = [s * 1e3 for s in samples]
+  """Median, minimum, maximum and every sample, in milliseconds."""
+  ms = stats(samples)
   return {
-    "ms": statistics.median(ms),
-    "ms_min": min(ms),
-    "ms_max": max(ms),
-    "samples_ms": ms,
+    "ms": ms["median_s"] * 1e3,
+    "ms_min": ms["min_s"] * 1e3,
+    "ms_max": ms["max_s"] * 1e3,
+    "samples_ms": [s * 1e3 for s in samples],
   }
 
 
@@ -357,62 +367,16 @@ def compile_all(functions: list[tuple[Callable, tuple]]) -> tuple[list, float]:
 # ---------------------------------------------------------------------------------------------
 
 
-def plain_lrn(x, size, alpha, beta, k, axes, lo, hi):
-  """Autodiff baseline: one ``lax.reduce_window`` over all window axes, then ``** -beta``
-  (16-bit inputs computed in float32)."""
-  u = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-  window = [1] * x.ndim
-  padding = [(0, 0)] * x.ndim
-  for axis in axes:
-    window[axis] = size
-    padding[axis] = (lo, hi)
-  zero = np.zeros((), u.dtype)
-  sq = lax.reduce_window(u * u, zero, lax.add, window, (1,) * x.ndim, padding)
-  return (u * (k + alpha / size ** len(axes) * sq) ** -beta).astype(x.dtype)
-
-
-def layout_axes(layout: str, mode: str) -> tuple[int, tuple[int, ...]]:
-  """``(channel_axis, window axes)`` of a rank-4 input in ``layout``."""
-  channel, spatial = (3, (1, 2)) if layout == "NHWC" else (1, (2, 3))
-  return channel, ((channel,) if mode == "across_channels" else spatial)
-
-
 def lrn_forward(
   impl: str, layout: str, mode: str, size: int, alpha=ALPHA, beta=BETA, k=K, placement="before"
 ):
   """``x -> y`` for ``impl`` in ``IMPLEMENTATIONS`` (jax_lrn) or ``"plain"`` (autodiff)."""
-  channel, axes = layout_axes(layout, mode)
-  if impl == "plain":
-    lo, hi = window_extent(size, placement)
-    return functools.partial(
-      plain_lrn, size=size, alpha=alpha, beta=beta, k=k, axes=axes, lo=lo, hi=hi
-    )
-  return functools.partial(
-    lrn,
-    size=size,
-    alpha=alpha,
-    beta=beta,
-    k=k,
-    mode=mode,
-    channel_axis=channel,
-    spatial_axes=None if mode == "across_channels" else axes,
-    even_placement=placement,
-    implementation=impl,
-  )
+  return lrn_function(impl, layout, mode, size, alpha, beta, k, placement)
 
 
 def in_pass(forward: Callable, pass_name: str) -> Callable:
   """The program timed for one pass: ``x -> y``, ``(x, g) -> dx``, ``(x, g) -> (y, dx)``."""
-  if pass_name == "fwd":
-    return forward
-  if pass_name == "dx":
-    return lambda x, g: jax.grad(lambda x: jnp.sum(forward(x) * g))(x)
-
-  def y_and_dx(x, g):
-    y, vjp = jax.vjp(forward, x)
-    return y, vjp(g)[0]
-
-  return y_and_dx
+  return forward if pass_name == "fwd" else in_context(forward, PASS_CONTEXT[pass_name])
 
 
 def floor_bytes(pass_name: str, elements: int, itemsize: int) -> int:
@@ -476,15 +440,13 @@ def measure_bandwidth(quick: bool, platform: str, rounds: int, warmup: int, seed
   }
   for item in items.values():
     calibrate(item)
-  for r in range(warmup + rounds):
-    for item in items.values():
-      took = sample_seconds(item, r)
-      if r >= warmup:
-        item.samples.append(took)
+  samples = interleaved(list(items), lambda name, r: sample_seconds(items[name], r), rounds, warmup)
+  for name, item in items.items():
+    item.samples += samples[name]
   result: dict[str, Any] = {"array_bytes": nbytes, "bytes_moved": 2 * nbytes}
   for name, item in items.items():
-    stats = summarise(item.samples)
-    result[name] = {**stats, "GBps": 2 * nbytes / (stats["ms"] * 1e-3) / 1e9}
+    summary = summarise(item.samples)
+    result[name] = {**summary, "GBps": 2 * nbytes / (summary["ms"] * 1e-3) / 1e9}
   result["copy_is_a_copy_op"] = copy_in_program
   result["GBps"] = max(result["x*2"]["GBps"], result["copy"]["GBps"])
   # The least time a call takes here, device work or not: x*2 on 1024 elements, back to back.
@@ -623,37 +585,68 @@ def check_reference(quick: bool, seed: int) -> list[dict]:
   return checks
 
 
-def detect_default(platform: str) -> tuple[str, list[dict]]:
-  """Which window implementation ``implementation=None`` runs here, read from the program for
-  y and dx lowered for this device (``platform_dependent`` keeps only this platform's branch):
-  each implementation has its own mix of pads (shifted reads), reduce_windows and matrix
-  products."""
+# What implementation=None runs (jax_lrn/_window.py), per lowering platform and window mode.
+DOCUMENTED_DEFAULT = {
+  "cpu": {"across_channels": "shifted", "within_channel": "shifted"},
+  "cuda": {"across_channels": "reduce_window", "within_channel": "shifted_squares"},
+  "tpu": {"across_channels": "matmul", "within_channel": "shifted_squares"},
+}
+OTHER_DEFAULT = {"across_channels": "reduce_window", "within_channel": "reduce_window"}
+MODES = ("across_channels", "within_channel")
 
-  def signature(impl):
-    x = jax.ShapeDtypeStruct((2, 5, 5, 16), jnp.float32)
-    program = in_pass(lambda x: lrn(x, 5, implementation=impl), "y+dx")
-    text = jax.jit(program).lower(x, x).as_text()
-    return tuple(op in text for op in ("stablehlo.pad", "reduce_window", "dot_general"))
 
-  uses = {impl: signature(impl) for impl in (None, *IMPLEMENTATIONS)}
-  detector_works = len({uses[impl] for impl in IMPLEMENTATIONS}) == len(IMPLEMENTATIONS)
-  default = next((impl for impl in IMPLEMENTATIONS if uses[impl] == uses[None]), "?")
-  # jax_lrn/_window.py: shifted on CPU, matmul (across channels) on TPU, reduce_window on GPU.
-  documented = {"cpu": "shifted", "tpu": "matmul"}.get(platform, "reduce_window")
+def lowering_platform(device) -> str:
+  """The platform name ``lax.platform_dependent`` sees: ``cuda`` or ``rocm`` for a GPU."""
+  if device.platform == "gpu":
+    return "rocm" if "rocm" in str(device.client.platform_version).lower() else "cuda"
+  return device.platform
+
+
+def detected_defaults(platform: str | None = None) -> tuple[dict[str, str], bool]:
+  """Which implementation ``implementation=None`` runs per window mode in the program for y
+  and dx lowered for ``platform`` (``None``: this device; ``platform_dependent`` keeps only
+  that platform's branch), told by its counts of pads (shifted reads), reduce_windows and
+  matrix products; and whether those counts tell every implementation apart."""
+  x = jax.ShapeDtypeStruct((2, 5, 5, 16), jnp.float32)
+  platforms = None if platform is None else (platform,)
+
+  def signature(mode, impl):
+    program = in_pass(lambda x: lrn(x, 5, mode=mode, implementation=impl), "y+dx")
+    text = jax.jit(program).trace(x, x).lower(lowering_platforms=platforms).as_text()
+    return tuple(text.count(op) for op in ("stablehlo.pad", "reduce_window", "dot_general"))
+
+  defaults, works = {}, True
+  for mode in MODES:
+    uses = {impl: signature(mode, impl) for impl in (None, *IMPLEMENTATIONS)}
+    works &= len({uses[impl] for impl in IMPLEMENTATIONS}) == len(IMPLEMENTATIONS)
+    defaults[mode] = next((impl for impl in IMPLEMENTATIONS if uses[impl] == uses[None]), "?")
+  return defaults, works
+
+
+def detect_default(platform: str) -> tuple[dict[str, str], list[dict]]:
+  """Which window implementation ``implementation=None`` runs here, per window mode (read
+  from the lowered programs), against the documented choice, and bitwise equal to it."""
+  lowering = lowering_platform(jax.devices()[0])
+  defaults, detector_works = detected_defaults()
+  documented = DOCUMENTED_DEFAULT.get(lowering, OTHER_DEFAULT)
   x = jax.random.normal(jax.random.key(3), (2, 5, 5, 16), jnp.float32)
-  same = default in IMPLEMENTATIONS and bool(
-    jnp.array_equal(lrn(x, 5, implementation=None), lrn(x, 5, implementation=default))
-  )
-  checks = [
-    dict(
-      name="implementation=None is the documented choice",
-      kind="dispatch",
-      passed=detector_works and default == documented and same,
-      detail=f"runs {default} on {platform} (documented: {documented}); bitwise equal to "
-      f"implementation={default!r}: {same}",
-    ),
-  ]
-  return default, checks
+  checks = []
+  for mode, default in defaults.items():
+    same = default in IMPLEMENTATIONS and bool(
+      jnp.array_equal(
+        lrn(x, 5, mode=mode, implementation=None), lrn(x, 5, mode=mode, implementation=default)
+      )
+    )
+    checks.append(
+      dict(
+        name=f"implementation=None is the documented choice, {mode}",
+        kind="dispatch",
+        passed=detector_works and default == documented[mode] and same,
+        detail=f"runs {default} on {platform} ({lowering}; documented: {documented[mode]}); "
+        f"bitwise equal to implementation={default!r}: {same}",
+      )
+    )
+  return defaults, checks
 
 
 def check_precision() -> list[dict]:
@@ -947,19 +940,10 @@ def training_group(dtype: str, quick: bool, seed: int, rounds: int, warmup: int)
   ]
 
   def step(impl):
-    def loss(kernel, images, cotangent):
-      h = lax.conv_general_dilated(
-        images, kernel, (4, 4), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
-      )
-      h = jax.nn.relu(h)
-      if impl is not None:
-        h = lrn(h, 5, ALPHA, BETA, K, implementation=impl)
-      h = lax.reduce_window(
-        h, np.array(-np.inf, h.dtype), lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "VALID"
-      )
-      return jnp.sum((h * cotangent).astype(jnp.float32))
+    def norm(h):
+      return h if impl is None else lrn(h, 5, ALPHA, BETA, K, implementation=impl)
 
-    return jax.grad(loss)
+    return jax.grad(lambda kernel, images, cotangent: block_loss(kernel, images, cotangent, norm))
 
   variants = [None, *IMPLEMENTATIONS]
   rows, items, grads = [], [], {}
@@ -1057,15 +1041,15 @@ def cell(row: dict | None, detail: bool = True) -> str:
   return text + (" inexact" if row.get("status") == "inexact" else "")
 
 
-def main_table(groups: list[dict], default: str = "shifted") -> tuple[str, list]:
+def main_table(groups: list[dict], default: dict[str, str]) -> tuple[str, list]:
   """One row per (configuration, pass); kept narrow (no spaces around the bars) so that the
   whole table fits in a short tail of the output: ms, ratio and floor fraction for the
-  implementation ``implementation=None`` runs here, ratios for the others."""
+  implementation ``implementation=None`` runs here for the row's window mode (``default``),
+  ratios for the others."""
   header = ["configuration", "pass", "x*2 ms", "floor ms", *IMPLEMENTATIONS, "plain", "torch"]
-  columns = len(IMPLEMENTATIONS) + 4
-  lines = ["|" + "|".join([*header, "fastest"]) + "|", "|---|---|" + "--:|" * columns + "---|"]
-  strategy = []
+  table, strategy = [], []
   for group in groups:
+    chosen = default.get(WINDOWS[group["window"]][0], "?")
     by_key = {(r["impl"], r["pass_name"]): r for r in group["rows"]}
     config = f"{group['shape']} {group['layout']} {group['window']} {DTYPE_SHORT[group['dtype']]}"
     for p in PASSES:
@@ -1081,6 +1065,7 @@ def main_table(groups: list[dict], default: str = "shifted") -> tuple[str, list]
           pass_name=p,
           faster=winner,
           ms=times,
+          default=chosen,
         )
       )
       base = group.get("baseline")
@@ -1090,21 +1075,19 @@ def main_table(groups: list[dict], default: str = "shifted") -> tuple[str, list]
       floor_ms = f"{floor_row['floor_ms']:.3g}" if "floor_ms" in floor_row else "—"
       torch_row = per_impl["torch"] if p != "dx" else None
       cells = [config, p, base_ms, floor_ms]
-      cells += [cell(per_impl[impl], detail=impl == default) for impl in IMPLEMENTATIONS]
+      cells += [cell(per_impl[impl], detail=impl == chosen) for impl in IMPLEMENTATIONS]
       cells += [cell(per_impl["plain"], detail=False)]
       cells += [cell(torch_row, detail=False), ABBREVIATION[winner]]
-      lines.append("|" + "|".join(cells) + "|")
-  return "\n".join(lines), strategy
+      table.append(cells)
+  aligns = "ll" + "r" * (len(header) - 2) + "l"
+  return "\n".join(markdown_table([*header, "fastest"], table, aligns, narrow=True)), strategy
 
 
 def training_table(groups: list[dict]) -> str:
   labels = ["no LRN", *(f"LRN {impl}" for impl in IMPLEMENTATIONS)]
-  lines = [
-    "| training step | dtype | batch | x*2 ms (conv1 output) | no LRN ms | "
-    + " | ".join(f"{label} ms (+ms, +x*2 passes)" for label in labels[1:])
-    + " |",
-    "|---|---|---:|---:|" + "---:|" * len(labels),
-  ]
+  head = ["training step", "dtype", "batch", "x*2 ms (conv1 output)", "no LRN ms"]
+  head += [f"{label} ms (+ms, +x*2 passes)" for label in labels[1:]]
+  table = []
   for group in groups:
     by_impl = {r["impl"]: r for r in group["rows"]}
     cells = []
@@ -1118,11 +1101,9 @@ def training_table(groups: list[dict]) -> str:
         cells.append(f"{row['ms']:.3g}")
     base = group.get("baseline")
     base_ms = f"{base['ms']:.3g}" if base and "ms" in base else "skipped"
-    lines.append(
-      f"| conv 11x11/4, ReLU, LRN, max-pool 3/2; grad wrt kernel | {group['dtype']} "
-      f"| {group.get('batch', '—')} | {base_ms} | " + " | ".join(cells) + " |"
-    )
-  return "\n".join(lines)
+    step = "conv 11x11/4, ReLU, LRN, max-pool 3/2; grad wrt kernel"
+    table.append([step, group["dtype"], str(group.get("batch", "—")), base_ms, *cells])
+  return "\n".join(markdown_table(head, table, "ll" + "r" * (len(head) - 2)))
 
 
 def untimed_group(spec, status: str, detail: str | None = None) -> dict:
@@ -1292,7 +1273,8 @@ def main(args: argparse.Namespace) -> int:
   results["groups"] = groups
   results["training"] = training
   table, strategy = main_table(groups, default)
-  results["strategy"] = [{**entry, "default": default} for entry in strategy]
+  chosen = ", ".join(f"{mode.replace('_', ' ')}: {impl}" for mode, impl in default.items())
+  results["strategy"] = strategy
   rows = [r for g in groups for r in g["rows"]]
   # jax_lrn's rows decide the exit status; the baselines' (plain, torch, no LRN) are reported.
   bad_rows = [
@@ -1317,7 +1299,7 @@ def main(args: argparse.Namespace) -> int:
   log("")
   fastest = ", ".join(f"{impl} in {counts[impl]}" for impl in IMPLEMENTATIONS)
   log(
-    f"window strategy on {results['environment']['device_kind']}: default {default}; fastest: "
+    f"window strategy on {results['environment']['device_kind']}: default {chosen}; fastest: "
     f"{fastest}, within the spread in {counts['tie']} of {len(strategy)} (configuration, pass) "
     "rows"
   )
@@ -1331,11 +1313,11 @@ def main(args: argparse.Namespace) -> int:
     log(SMOKE_NOTE)
   train_md = training_table(training)
   legend = (
-    f"{', '.join(IMPLEMENTATIONS)}: lrn(implementation=...); for {default} (what "
-    "implementation=None runs here) median ms, ratio to the elementwise pass x*2 over the same "
-    "array in the same rounds, fraction of the bandwidth floor reached (floor ms / ms); for the "
-    "others, plain (autodiff) and torch (F.local_response_norm; channels_last for NHWC; its "
-    "y+dx is forward + backward): ratio only. fastest: "
+    f"{', '.join(IMPLEMENTATIONS)}: lrn(implementation=...); for the one implementation=None "
+    f"runs here for the row's window ({chosen}) median ms, ratio to the elementwise pass x*2 "
+    "over the same array in the same rounds, fraction of the bandwidth floor reached (floor ms "
+    "/ ms); for the others, plain (autodiff) and torch (F.local_response_norm; channels_last "
+    "for NHWC; its y+dx is forward + backward): ratio only. fastest: "
     + ", ".join(f"{ABBREVIATION[i]} ({i})" for i in IMPLEMENTATIONS)
     + ", or tie (the fastest median is not below the runner-up's minimum). *: under twice the "
     "time of a trivial call, so possibly the host's dispatch time rather than the device's."
@@ -1345,7 +1327,7 @@ def main(args: argparse.Namespace) -> int:
   env = results["environment"]
   title = (
     f"{env['device_kind']} ({env['platform']}), jax {env['jax']}, copy bandwidth "
-    f"{bandwidth['GBps']:.0f} GB/s; implementation=None runs {default} here"
+    f"{bandwidth['GBps']:.0f} GB/s; implementation=None runs {chosen} here"
     + (" [SMOKE VALUES, --quick]" if args.quick else "")
   )
   if args.markdown:

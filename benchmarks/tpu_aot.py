@@ -39,26 +39,14 @@ import jax.numpy as jnp  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_lrn import (  # noqa: E402
-  ALPHA,
-  LAYOUTS,
-  MODES,
-  SHAPES,
-  TRAIN_BATCH,
-  K,
-  batch_norm,
-  block_loss,
-  in_context,
-  plain_lrn,
-  window_axes,
-)
+from bench_jax import CONTEXTS, PEERS, batch_norm, block_loss, in_context, lrn_function  # noqa: E402
+from bench_lrn import ALPHA, LAYOUTS, MODES, SHAPES, TRAIN_BATCH, K, variant  # noqa: E402
 
 import jax_lrn  # noqa: E402
 from jax_lrn._window import IMPLEMENTATIONS  # noqa: E402
 
 GENERATIONS = {"v4": "v4:2x2x1", "v5e": "v5e:2x2", "v5p": "v5p:2x2x1", "v6e": "v6e:2x2"}
 DTYPES = ("float32", "bfloat16")
-CONTEXTS = ("forward", "dx only", "y and dx")
 QUICK_MODES = ("across 5", "within 3x3")
 # The targets of the TPU lowering: bytes as a multiple of the elementwise pass's.
 TARGETS = {"forward": 1.5, "dx only": 4.5, "y and dx": 5.0}
@@ -149,23 +137,10 @@ def fusions(hlo_text: str) -> str:
 
 
 def lrn_variant(impl: str, layout: str, mode: str):
-  """``x -> y``: jax_lrn with ``implementation`` (``"jax_lrn"`` for None) or ``"plain"``."""
+  """``x -> y``: jax_lrn with ``implementation`` (``"jax_lrn"`` for None), ``"plain"``
+  (autodiff) or one of the other libraries' LRNs (``PEERS``)."""
   kind, size = MODES[mode]
-  axes = window_axes(layout, mode)
-  if impl == "plain":
-    return lambda x: plain_lrn(x, axes, size, 0.75)
-  channel = 3 if layout == "NHWC" else 1
-  return lambda x: jax_lrn.lrn(
-    x,
-    size,
-    ALPHA,
-    0.75,
-    K,
-    mode=kind,
-    channel_axis=channel,
-    spatial_axes=None if kind == "across_channels" else axes,
-    implementation=None if impl == "jax_lrn" else impl,
-  )
+  return lrn_function(None if impl == "jax_lrn" else impl, layout, kind, size, ALPHA, 0.75, K)
 
 
 def lrn_rows(generation: str, shape_name: str, layout: str, mode: str, dtype: str, impls):
@@ -176,18 +151,22 @@ def lrn_rows(generation: str, shape_name: str, layout: str, mode: str, dtype: st
   base = cost(lambda x: x * 2, [(shape, dtype)], generation)
   rows = []
   for impl in impls:
+    if impl in PEERS and MODES[mode][0] != "across_channels":
+      continue  # the other libraries' LRNs are across channels only
     forward = lrn_variant(impl, layout, mode)
     for context in CONTEXTS:
-      got = cost(in_context(forward, context), [(shape, dtype)] * 2, generation)
+      row = dict(generation=generation, shape=shape_name, layout=layout, mode=mode, dtype=dtype)
+      row.update(impl=impl, context=context)
+      try:
+        got = cost(in_context(forward, context), [(shape, dtype)] * 2, generation)
+      except Exception as error:  # noqa: BLE001 - a peer that is not differentiable
+        if impl not in PEERS:
+          raise
+        rows.append(dict(row, note=f"not differentiable: {str(error).splitlines()[0]}"))
+        continue
       rows.append(
         {
-          "generation": generation,
-          "shape": shape_name,
-          "layout": layout,
-          "mode": mode,
-          "dtype": dtype,
-          "impl": impl,
-          "context": context,
+          **row,
           "bytes": got["bytes"],
           "bytes_ratio": got["bytes"] / base["bytes"],
           "optimal_seconds": got["optimal_seconds"],
@@ -205,8 +184,8 @@ def training_rows(generation: str) -> list[dict]:
   specs = [((11, 11, 3, 96), "float32"), ((batch, 227, 227, 3), "float32")]
   readout = jnp.zeros((batch, 27, 27, 96), jnp.float32)
   norms = {
-    "jax_lrn": lambda h: jax_lrn.lrn(h, 5, ALPHA, 0.75, K),
-    "plain": lambda h: plain_lrn(h, (3,), 5, 0.75),
+    "jax_lrn": variant("jax_lrn", "NHWC", "across 5"),
+    "plain": variant("plain JAX", "NHWC", "across 5"),
     "BatchNorm": batch_norm,
     "none": lambda h: h,
   }
@@ -231,6 +210,8 @@ def training_rows(generation: str) -> list[dict]:
 def cell(row: dict | None) -> str:
   if row is None:
     return "—"
+  if "bytes_ratio" not in row:
+    return "not differentiable"
   seconds = row["seconds_ratio"]
   return f"{row['bytes_ratio']:.1f}x ({'—' if seconds != seconds else f'{seconds:.1f}x'})"
 
@@ -307,6 +288,9 @@ def main(argv=None) -> int:
     default="default",
     help="default: jax_lrn's choice and plain autodiff; all: also every explicit implementation",
   )
+  parser.add_argument(
+    "--peers", action="store_true", help="also the other JAX libraries' LRNs (across channels)"
+  )
   parser.add_argument("--modes", default=None, help="comma-separated windows, e.g. 'across 5'")
   parser.add_argument("--no-training", action="store_true", help="skip the training step")
   args = parser.parse_args(argv)
@@ -319,6 +303,7 @@ def main(argv=None) -> int:
   impls = ["jax_lrn", "plain"]
   if args.implementations == "all":
     impls[1:1] = IMPLEMENTATIONS
+  impls += list(PEERS) if args.peers else []
   if args.modes:
     modes = tuple(args.modes.split(","))
   args.out.mkdir(parents=True, exist_ok=True)
@@ -330,7 +315,9 @@ def main(argv=None) -> int:
           for dtype in DTYPES:
             got = lrn_rows(generation, shape_name, layout, mode, dtype, impls)
             rows += got
-            summary = ", ".join(f"{r['impl']} {r['context']} {r['bytes_ratio']:.2f}x" for r in got)
+            summary = ", ".join(
+              f"{r['impl']} {r['context']} {r['bytes_ratio']:.2f}x" for r in got if "bytes" in r
+            )
             print(f"{generation} {shape_name} {layout} {mode} {dtype}: {summary}", file=sys.stderr)
             write(args.out, rows, impls, generations)  # what is done so far
     if not args.no_training and not args.quick:

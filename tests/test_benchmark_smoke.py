@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cases import require
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +41,16 @@ def test_benchmark_quick_writes_table_and_json(tmp_path):
       # x in its own dtype is the only array the backward keeps; three float32 scalars.
       x_bytes = 27 * 27 * 256 * {"float32": 4, "bfloat16": 2}[row["config"]["dtype"]]
       assert row["residual_bytes"] == x_bytes + 12
+  # The other JAX libraries' LRNs, across 5 only: 2 layouts x 2 dtypes x 3 contexts each.
+  peers = [r for r in payload["rows"] if r["impl"] in ("jaxonnxruntime", "jaxonmodels")]
+  assert len(peers) == 24
+  for row in peers:
+    if row["impl"] == "jaxonnxruntime" and row["context"] != "forward":
+      assert row["note"].startswith("not differentiable") and "min_s" not in row
+    else:
+      assert row["error"] <= {"float32": 1e-4, "bfloat16": 2.0**-6}[row["config"]["dtype"]]
+      assert 0 < row["min_s"] <= row["median_s"] and row["ratio"] > 0
+  assert "| context | jax_lrn | plain JAX | jaxonnxruntime | jaxonmodels |" in table
   train = {r["variant"]: r for r in payload["train_step"]["rows"]}
   assert set(train) == {"jax_lrn", "plain JAX LRN", "BatchNorm", "no normalization"}
   assert train["no normalization"]["added_percent"] == 0.0
@@ -53,6 +65,38 @@ def test_benchmark_quick_writes_table_and_json(tmp_path):
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert re.search(r"jax_lrn\s+24 rows: ms differ by median 0\.0 %, max 0\.0 %", proc.stdout)
+
+
+@pytest.mark.parametrize("peer", ["jaxonnxruntime", "jaxonmodels"])
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_peers_match_the_float64_reference(monkeypatch, peer, layout):
+  """The other JAX libraries' LRNs (benchmarks/peers/, as published) as the benchmarks call
+  them, in jax_lrn's convention (alpha divided by the size), against the float64 reference
+  from the formula: y, and dx where the library is differentiable (jaxonnxruntime's is not:
+  jax.grad raises)."""
+  require("equinox")  # jaxonmodels' layer is an Equinox module (jaxtyping comes with it)
+  monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+  import jax
+  import numpy as np
+  from bench_common import reference, relative_error
+  from bench_jax import in_context, lrn_function
+
+  size, alpha, beta, k = 5, 0.5, 0.75, 1.5
+  shape = (2, 6, 7, 12) if layout == "NHWC" else (2, 12, 6, 7)
+  rng = np.random.default_rng(0)
+  x = rng.normal(0.0, 2.0, shape).astype(np.float32)
+  g = rng.normal(0.0, 1.0, shape).astype(np.float32)
+  axes = (3,) if layout == "NHWC" else (1,)
+  y_ref, dx_ref = reference(x, g, axes, size, alpha, beta, k)
+  f = lrn_function(peer, layout, "across_channels", size, alpha, beta, k)
+  y = jax.jit(f)(x)
+  assert y.dtype == np.float32 and relative_error(y, y_ref) <= 1e-5
+  dx_only = in_context(f, "dx only")
+  if peer == "jaxonnxruntime":
+    with pytest.raises(ValueError, match="Linearization failed"):
+      dx_only(x, g)
+  else:
+    assert relative_error(jax.jit(dx_only)(x, g), dx_ref) <= 1e-5
 
 
 def test_device_check_quick_on_cpu(tmp_path):
@@ -74,7 +118,10 @@ def test_device_check_quick_on_cpu(tmp_path):
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   results = json.loads(out.read_text())
   assert results["environment"]["platform"] == "cpu"
-  assert results["default_implementation"] == "shifted"
+  assert results["default_implementation"] == {
+    "across_channels": "shifted",
+    "within_channel": "shifted",
+  }
   correctness = results["correctness"]
   kinds = {c["kind"] for c in correctness["checks"]}
   assert kinds == {"dispatch", "fixture", "reference", "precision"}
@@ -113,6 +160,24 @@ def _import_device_check(monkeypatch):
   monkeypatch.setitem(sys.modules, "device_check", device_check)  # for its dataclasses
   spec.loader.exec_module(device_check)
   return device_check
+
+
+@pytest.mark.parametrize(
+  "platform, across, within",
+  [
+    ("cpu", "shifted", "shifted"),
+    ("cuda", "reduce_window", "shifted_squares"),
+    ("tpu", "matmul", "shifted_squares"),
+  ],
+)
+def test_device_check_detects_the_default_per_mode(monkeypatch, platform, across, within):
+  """device_check tells which implementation ``implementation=None`` runs per window mode from
+  the program lowered for a platform (lowered only, so any platform is checked on the CPU)."""
+  device_check = _import_device_check(monkeypatch)
+  defaults, works = device_check.detected_defaults(platform)
+  assert works
+  assert defaults == {"across_channels": across, "within_channel": within}
+  assert defaults == device_check.DOCUMENTED_DEFAULT[platform]
 
 
 def test_device_check_budget_skips_the_rest(monkeypatch):
