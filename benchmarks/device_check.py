@@ -16,10 +16,10 @@ In order, it
    ``jax_lrn.compat`` with the tolerances of ``tests/test_compat.py``; ``lrn`` and its VJP
    against a float64 NumPy reference computed on the host (float32, bfloat16, float16; both
    modes; NHWC and NCHW; every implementation); which implementation
-   ``implementation=None`` runs on this platform; and that no LRN program contains a matrix
-   product or a convolution (so XLA's default matmul precision, TF32 or bfloat16 passes, cannot
-   change its float32 results) except ``implementation="matmul"``'s own, at
-   ``Precision.HIGHEST``, with results bitwise equal under every precision setting;
+   ``implementation=None`` runs on this platform, per window mode; and that no LRN program
+   contains a matrix product or a convolution (so XLA's default matmul precision, TF32 or
+   bfloat16 passes, cannot change its float32 results) except ``implementation="matmul"``'s
+   own, at ``Precision.HIGHEST``, with results bitwise equal under every precision setting;
 3. times, per (shape, layout, window, dtype), in interleaved rounds after warm-up: ``lrn`` with
    every ``implementation`` (``"shifted"``, ``"reduce_window"``, ``"shifted_squares"``,
    ``"matmul"``) and plain autodiff (one
@@ -34,7 +34,8 @@ In order, it
 4. prints the training-step table and, last, one table: per (configuration, pass) the median ms
    of each implementation, its ratio to the elementwise pass, the fraction of the bandwidth
    floor it reaches (floor time / measured time) and which implementation was fastest (the
-   line above it names the one ``implementation=None`` runs here); and writes everything
+   line above it names the ones ``implementation=None`` runs here, per window mode); and
+   writes everything
    (medians, minima, every sample, each check's error) to ``--json``.
 
 ``--quick`` numbers are smoke values (tiny shapes, few rounds), labelled so wherever printed.
