@@ -3,6 +3,7 @@ frameworks' LRN, and an elementwise pass over the same number of elements.
 
     python benchmarks/bench_lrn.py            # full run (about 15 minutes on 2 CPU cores)
     python benchmarks/bench_lrn.py --quick    # seconds-long smoke run
+    python benchmarks/bench_lrn.py --headline --out runs/h1   # the README's rows, both allocators
 
 Contexts, each compiled and timed on its own, because XLA fuses each differently:
 
@@ -36,7 +37,14 @@ Baselines: plain autodiff of one ``lax.reduce_window`` over all window axes foll
 ``F.local_response_norm`` (NCHW and channels_last), TensorFlow
 ``tf.nn.local_response_normalization`` and onnxruntime's ``LRN``, each in its own subprocess and
 across channels only (the only mode they implement); their times are divided by a JAX
-elementwise pass over the same array timed in the same subprocess rounds.
+elementwise pass over the same array timed in the same subprocess rounds. The LRNs of other JAX
+libraries, as published (``benchmarks/peers/``: jaxonnxruntime's ONNX ``LRN`` op, jaxonmodels'
+Equinox layer), run across 5 in the same rounds as jax_lrn, checked like it first; a context
+they cannot be compiled for (jaxonnxruntime is not differentiable) is a row with the error.
+
+``--headline`` times only the README's headline rows, once with glibc's default allocation and
+once with its hugetlb tunable (a process each), and writes ``headline.md`` and
+``headline.json`` (``compare_runs.py`` compares two of them).
 
 Writes ``results.md`` (the tables of ``docs/performance.md``) and ``results.json`` to ``--out``
 and prints the tables.

@@ -11,9 +11,10 @@ and the fusions of the optimized HLO. These are compiler estimates, not timings.
     python benchmarks/tpu_aot.py --out tpu_results          # v4, v5e, v5p, v6e; ~15 min, 2 cores
     python benchmarks/tpu_aot.py --quick --out /tmp/tpu     # v5e, across 5 and within 3x3
 
-Rows: jax_lrn (``implementation=None``, the TPU's choice), plain autodiff (bench_lrn.py's
-``plain_lrn``: one ``reduce_window`` and ``** -beta``) and, with ``--implementations all``, each
-explicit ``implementation``; contexts as in bench_lrn.py (forward; ``jax.grad`` dx only;
+Rows: jax_lrn (``implementation=None``, the TPU's choice), plain autodiff (bench_jax.py's
+``plain_lrn``: one ``reduce_window`` and ``** -beta``), with ``--implementations all`` each
+explicit ``implementation``, and with ``--peers`` the other JAX libraries' LRNs (across channels;
+``benchmarks/peers/``); contexts as in bench_lrn.py (forward; ``jax.grad`` dx only;
 ``jax.vjp`` y and dx) plus its AlexNet training step (``jax.grad`` with respect to the conv
 kernel, float32 NHWC), whose bytes are given as a ratio to the step without normalization.
 Writes ``tpu.md`` and ``tpu.json`` to ``--out`` and prints the table.
@@ -39,6 +40,7 @@ import jax.numpy as jnp  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_common import markdown_table  # noqa: E402
 from bench_jax import CONTEXTS, PEERS, batch_norm, block_loss, in_context, lrn_function  # noqa: E402
 from bench_lrn import ALPHA, LAYOUTS, MODES, SHAPES, TRAIN_BATCH, K, variant  # noqa: E402
 
@@ -239,12 +241,10 @@ def markdown(rows: list[dict], impls, generations) -> str:
     "Bytes accessed by XLA:TPU's estimate as a multiple of the elementwise pass `x * 2` over "
     "the same array (in brackets: `optimal_seconds` over its). Compiler estimates, not timings.",
     "",
-    "| TPU | shape | layout | window | dtype | context | " + " | ".join(impls) + " |",
-    "|---|---|---|---|---|---|" + "---:|" * len(impls),
   ]
-  for key in keys:
-    cells = [cell(index.get((*key, impl))) for impl in impls]
-    lines.append("| " + " | ".join(key) + " | " + " | ".join(cells) + " |")
+  head = ["TPU", "shape", "layout", "window", "dtype", "context", *impls]
+  table = [[*key, *(cell(index.get((*key, impl))) for impl in impls)] for key in keys]
+  lines += markdown_table(head, table, "l" * 6 + "r" * len(impls))
   train = [r for r in rows if r["context"] == "training step"]
   if train:
     lines += [
@@ -253,15 +253,14 @@ def markdown(rows: list[dict], impls, generations) -> str:
       f"batch {TRAIN_BATCH}, float32 NHWC): bytes over the step without normalization "
       "(optimal_seconds over its).",
       "",
-      "| TPU | "
-      + " | ".join(r["impl"] for r in train if r["generation"] == train[0]["generation"])
-      + " |",
-      "|---|" + "---:|" * len([r for r in train if r["generation"] == train[0]["generation"]]),
     ]
-    for generation in generations:
-      mine = [r for r in train if r["generation"] == generation]
-      if mine:
-        lines.append(f"| {generation} | " + " | ".join(cell(r) for r in mine) + " |")
+    head = ["TPU", *(r["impl"] for r in train if r["generation"] == train[0]["generation"])]
+    table = [
+      [generation, *(cell(r) for r in train if r["generation"] == generation)]
+      for generation in generations
+      if any(r["generation"] == generation for r in train)
+    ]
+    lines += markdown_table(head, table, "l" + "r" * (len(head) - 1))
   chosen = [r for r in rows if r["impl"] == "jax_lrn" and r["context"] != "training step"]
   if chosen:
     lines += ["", "Fusions of jax_lrn's programs (the entry computation, in order):", ""]
