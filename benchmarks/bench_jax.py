@@ -40,7 +40,7 @@ def plain_lrn(x, axes, size, alpha, beta, k, lo=None, hi=None):
   inputs computed in float32."""
   lo = size // 2 if lo is None else lo
   hi = size // 2 if hi is None else hi
-  u = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  u = x if x.dtype == jnp.float64 else x.astype(jnp.float32)
   window = [size if a in axes else 1 for a in range(x.ndim)]
   padding = [(lo, hi) if a in axes else (0, 0) for a in range(x.ndim)]
   zero = np.zeros((), u.dtype)
