@@ -555,30 +555,38 @@ def allocator_env(reuse: bool) -> dict:
 
 
 def headline(args) -> None:
-  """Times ``HEADLINE_ROWS`` once per allocator (a fresh process each, the allocators in
-  turn), and writes ``headline.md`` and ``headline.json`` (bench_lrn's rows, the allocator
-  in each label, so that compare_runs.py compares two runs) to ``--out``."""
+  """Times ``HEADLINE_ROWS`` and the training step once per allocator (a fresh process each,
+  the allocators in turn), and writes ``headline.md`` and ``headline.json`` (bench_lrn's rows,
+  the allocator in each label, so that compare_runs.py compares two runs) to ``--out``. With
+  ``--quick``, on the quick shape (a smoke run)."""
   start = time.perf_counter()
   out = Path(args.out)
-  rows, metas = [], {}
+  shape_name = next(iter(QUICK_SHAPES)) if args.quick else HEADLINE_SHAPE
+  shape = (QUICK_SHAPES if args.quick else SHAPES)[shape_name]
+  rows, train, metas = [], [], {}
   for allocator, reuse in ALLOCATORS.items():
     if reuse and platform.libc_ver()[0] != "glibc":
       print(f"  {allocator}: not glibc, skipped")
       continue
     child = out / allocator.replace(" ", "-")
     command = [sys.executable, __file__, "--headline-rows", "--out", str(child)]
-    command += ["--repeats", str(args.repeats or 9), "--warmup", str(args.warmup)]
-    command += [] if reuse else ["--system-malloc"]
+    repeats = args.repeats or (2 if args.quick else 9)
+    command += ["--repeats", str(repeats), "--warmup", str(args.warmup)]
+    command += ([] if reuse else ["--system-malloc"]) + (["--quick"] if args.quick else [])
+    command += ["--train-batch", str(args.train_batch)] if args.train_batch else []
     proc = subprocess.run(command, env=allocator_env(reuse), capture_output=True, text=True)
     if proc.returncode != 0:
       raise SystemExit(f"the {allocator} run failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
     payload = json.loads((child / "results.json").read_text())
     metas[allocator] = payload["meta"]["text"]
+    batch = payload["meta"]["train_batch"]
     for row in payload["rows"]:
       rows.append(dict(row, label=f"{row['label']} | {allocator}", allocator=allocator))
+    for row in payload["train_step"]["rows"]:
+      train.append(dict(row, variant=f"{row['variant']}, {allocator}", allocator=allocator))
     print(f"  timed the headline rows, {allocator} ({time.perf_counter() - start:.0f} s)")
   lines = [
-    f"{HEADLINE_SHAPE} {SHAPES[HEADLINE_SHAPE]}, {HEADLINE_DTYPE}. Each cell: time as a multiple "
+    f"{shape_name} {shape}, {HEADLINE_DTYPE}. Each cell: time as a multiple "
     "of one elementwise pass `x * 2` over as many elements (minimum over minimum) · minimum "
     "milliseconds (median in brackets); each allocator in a process of its own.",
     "",
@@ -587,13 +595,33 @@ def headline(args) -> None:
   table = []
   for layout, mode, context in HEADLINE_ROWS:
     for allocator in metas:
-      label = f"{Config(HEADLINE_SHAPE, layout, mode, HEADLINE_DTYPE).label} | {allocator}"
+      label = f"{Config(shape_name, layout, mode, HEADLINE_DTYPE).label} | {allocator}"
       got = [index.get((label, impl, context)) for impl in HEADLINE_IMPLS]
       elem = next((r["elem"] for r in got if r and "elem" in r), None)
       elem_ms = "—" if elem is None else f"{elem['min_s'] * 1e3:.2f} / {elem['median_s'] * 1e3:.2f}"
       table.append([f"{mode}, {layout}, {context}", allocator, elem_ms, *map(cell, got)])
   head = ["row", "allocator", "x * 2 ms (min / median)", *HEADLINE_IMPLS]
   lines += markdown_table(head, table, "ll" + "r" * (len(head) - 2))
+  variants = list(dict.fromkeys(r["variant"].rsplit(", ", 1)[0] for r in train))
+  lines += [
+    "",
+    f"Training step (AlexNet conv1 block, batch {batch}, `jax.grad` "
+    "with respect to the kernel): minimum ms (median in brackets), and what the normalization "
+    "adds to the minimum of the step without one.",
+    "",
+  ]
+  table = [
+    [
+      allocator,
+      *(
+        f"{r['min_s'] * 1e3:.1f} ms (med {r['median_s'] * 1e3:.1f}), {r['added_percent']:+.1f} %"
+        for r in train
+        if r["allocator"] == allocator
+      ),
+    ]
+    for allocator in metas
+  ]
+  lines += markdown_table(["allocator", *variants], table, "l" + "r" * len(variants))
   lines += [""] + [f"{allocator}: {text}" for allocator, text in metas.items()]
   total = time.perf_counter() - start
   lines += ["", f"{total:.0f} s in all."]
@@ -601,7 +629,8 @@ def headline(args) -> None:
   out.mkdir(parents=True, exist_ok=True)
   (out / "headline.md").write_text(md)
   meta = dict(text=" ".join(metas.values()), total_s=total)
-  (out / "headline.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
+  payload = dict(meta=meta, rows=rows, train_step=dict(rows=train))
+  (out / "headline.json").write_text(json.dumps(payload, indent=1))
   print(md)
   print(f"wrote {out / 'headline.md'}, {out / 'headline.json'}")
 
@@ -659,9 +688,10 @@ def main(argv=None):
   wanted = None
   if args.headline_rows:  # one allocator's process of --headline
     wanted = set(HEADLINE_ROWS)
-    args.shapes, args.dtypes = HEADLINE_SHAPE, HEADLINE_DTYPE
+    args.shapes = next(iter(QUICK_SHAPES)) if args.quick else HEADLINE_SHAPE
+    args.dtypes = HEADLINE_DTYPE
     args.modes = ",".join(dict.fromkeys(mode for _, mode, _ in HEADLINE_ROWS))
-    args.frameworks, args.no_train_step = "none", True
+    args.frameworks = "none"
   shapes = QUICK_SHAPES if args.quick else SHAPES
   if args.shapes:
     shapes = {name: shapes[name] for name in args.shapes.split(",")}

@@ -67,6 +67,42 @@ def test_benchmark_quick_writes_table_and_json(tmp_path):
   assert re.search(r"jax_lrn\s+24 rows: ms differ by median 0\.0 %, max 0\.0 %", proc.stdout)
 
 
+def test_benchmark_headline_quick(tmp_path):
+  """--headline (here on the quick shape): the README's rows with both allocators, each in a
+  process of its own, ms beside every ratio, and a JSON that compare_runs.py reads."""
+  proc = subprocess.run(
+    [sys.executable, str(ROOT / "benchmarks" / "bench_lrn.py"), "--headline", "--quick"]
+    + ["--out", str(tmp_path)],
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  table = (tmp_path / "headline.md").read_text()
+  assert table in proc.stdout
+  payload = json.loads((tmp_path / "headline.json").read_text())
+  allocators = ("malloc default", "malloc hugetlb")
+  # 7 rows x 2 allocators: jax_lrn and plain JAX in each, the libraries in the 5 across 5.
+  assert len(payload["rows"]) == 7 * 2 * 2 + 5 * 2 * 2
+  assert {r["allocator"] for r in payload["rows"]} == set(allocators)
+  for allocator in allocators:
+    assert sum(f"| {allocator} |" in line for line in table.splitlines()) == 7 + 1  # + training
+  timed = [r for r in payload["rows"] if "ratio" in r]
+  assert all(0 < r["min_s"] <= r["median_s"] and r["ratio"] > 0 for r in timed)
+  # jaxonnxruntime: dx only and y and dx, NHWC and NCHW, with each allocator.
+  assert table.count("not differentiable") == 4 * 2
+  assert len(payload["train_step"]["rows"]) == 4 * 2
+  headline = str(tmp_path / "headline.json")
+  proc = subprocess.run(
+    [sys.executable, str(ROOT / "benchmarks" / "compare_runs.py"), headline, headline],
+    capture_output=True,
+    text=True,
+    timeout=60,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert re.search(r"jax_lrn\s+14 rows: ms differ by median 0\.0 %", proc.stdout)
+
+
 @pytest.mark.parametrize("peer", ["jaxonnxruntime", "jaxonmodels"])
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
 def test_peers_match_the_float64_reference(monkeypatch, peer, layout):
