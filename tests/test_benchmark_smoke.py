@@ -55,16 +55,20 @@ def test_benchmark_quick_writes_table_and_json(tmp_path):
   assert set(train) == {"jax_lrn", "plain JAX LRN", "BatchNorm", "no normalization"}
   assert train["no normalization"]["added_percent"] == 0.0
   assert "| variant | ms (min) |" in table
-  # Two runs compared (here a run with itself: every spread is zero).
-  results = str(tmp_path / "results.json")
+  compared = _compared_with_itself(tmp_path / "results.json")
+  assert re.search(r"jax_lrn\s+24 rows: ms differ by median 0\.0 %, max 0\.0 %", compared)
+
+
+def _compared_with_itself(results: Path) -> str:
+  """compare_runs.py's output for a run compared with itself (every spread is zero)."""
   proc = subprocess.run(
-    [sys.executable, str(ROOT / "benchmarks" / "compare_runs.py"), results, results],
+    [sys.executable, str(ROOT / "benchmarks" / "compare_runs.py"), str(results), str(results)],
     capture_output=True,
     text=True,
     timeout=60,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert re.search(r"jax_lrn\s+24 rows: ms differ by median 0\.0 %, max 0\.0 %", proc.stdout)
+  return proc.stdout
 
 
 def test_benchmark_headline_quick(tmp_path):
@@ -92,15 +96,8 @@ def test_benchmark_headline_quick(tmp_path):
   # jaxonnxruntime: dx only and y and dx, NHWC and NCHW, with each allocator.
   assert table.count("not differentiable") == 4 * 2
   assert len(payload["train_step"]["rows"]) == 4 * 2
-  headline = str(tmp_path / "headline.json")
-  proc = subprocess.run(
-    [sys.executable, str(ROOT / "benchmarks" / "compare_runs.py"), headline, headline],
-    capture_output=True,
-    text=True,
-    timeout=60,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert re.search(r"jax_lrn\s+14 rows: ms differ by median 0\.0 %", proc.stdout)
+  compared = _compared_with_itself(tmp_path / "headline.json")
+  assert re.search(r"jax_lrn\s+14 rows: ms differ by median 0\.0 %", compared)
 
 
 @pytest.mark.parametrize("peer", ["jaxonnxruntime", "jaxonmodels"])
