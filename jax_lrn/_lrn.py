@@ -32,7 +32,9 @@ from jax_lrn._window import (
 MODES = ("across_channels", "within_channel")
 Mode = Literal["across_channels", "within_channel"]
 EvenPlacement = Literal["before", "after"]
-Implementation = Literal["shifted", "reduce_window", "shifted_squares", "matmul"]
+Implementation = Literal["shifted", "reduce_window", "shifted_squares", "matmul", "pallas"]
+# Opt-in, outside IMPLEMENTATIONS (the XLA lowerings): the Pallas TPU kernels (jax_lrn._pallas).
+PALLAS = "pallas"
 
 # ---------------------------------------------------------------------------------------------
 # The differentiable core. x arrives in its own dtype (16-bit inputs stay 16-bit in memory, also
@@ -509,10 +511,11 @@ def window_config(
       )
     axes = _spatial_axes(spatial_axes, ndim, channel_axis)
   if implementation is not None and (
-    not isinstance(implementation, str) or implementation.lower() not in IMPLEMENTATIONS
+    not isinstance(implementation, str) or implementation.lower() not in (*IMPLEMENTATIONS, PALLAS)
   ):
     raise ValueError(
-      f"implementation must be None (the platform's choice) or one of {IMPLEMENTATIONS}, got "
+      f"implementation must be None (the platform's choice) or one of "
+      f"{(*IMPLEMENTATIONS, PALLAS)}, got "
       f"{_shown(implementation)}."
     )
   implementation = None if implementation is None else implementation.lower()
@@ -678,6 +681,11 @@ def lrn(
     static_beta=static_beta,
     implementation=implementation,
   )
+  if cfg.implementation == PALLAS:
+    from jax_lrn._pallas import lrn_pallas  # noqa: PLC0415 - imports Pallas only when used
+
+    channel = channel_axis % jnp.ndim(x)
+    return lrn_pallas(x, cfg, channel, static_alpha, static_beta, static_k)
   # float16/bfloat16 compute in float32; float32 and float64 in themselves.
   alpha, beta, k = (jnp.asarray(p, dtype=_compute_dtype(dtype)) for p in (alpha, beta, k))
   return _lrn_core(cfg, x, alpha, beta, k)
