@@ -9,7 +9,10 @@ with the closed form of :func:`jax_lrn.lrn`::
 
 Layout. XLA:TPU stores a rank-4 activation, NHWC or NCHW alike, as (H, W, N, C) with the batch on
 sublanes and the channels on lanes (layout ``{3,0,2,1}`` / ``{1,0,3,2}`` with (8, 128) tiles).
-The kernels work on that view (``jnp.transpose`` to it and back are bitcasts there, no copies):
+The kernels work on that view (``jnp.transpose`` to it and back are bitcasts there, no copies;
+merging axes into the rows across channels is one too where the batch is a multiple of the
+tile's rows). Any rank works; for other ranks and layouts the transposes are whatever XLA makes
+of them:
 
 * across channels, a 2-D view ``(rows, C)`` (every other axis merged into the rows), blocks of
   whole rows of channels; the channel window is a product with a banded 0/1 ``C x C`` matrix
@@ -17,16 +20,22 @@ The kernels work on that view (``jnp.transpose`` to it and back are bitcasts the
 * within channel, a view ``(P, H, W, S, C)``: the window's axes ``H`` (and ``W``; a one-axis
   window has ``W = 1``) leading, the batch ``S`` on sublanes and the channels on lanes, ``P``
   every other axis. Blocks hold all of ``W`` and ``bh`` rows of ``H``; the rows the window needs
-  above and below a block (its halo: ``max(lo, hi)`` rows forward, ``lo + hi`` backward) come
-  from the same array through two more block specs of ``hb`` rows each, masked to zero outside
-  the array (a clamped block's contents are never used). Shifts along ``H`` and ``W`` are
+  above and below a block (its halo: ``max(lo, hi)`` rows of ``x`` forward; ``lo + hi`` rows of
+  ``x`` and ``max(lo, hi)`` of ``g`` backward) come from the same array through two more block
+  specs per input, single-buffered, masked to zero outside the array (a clamped or ragged
+  block's contents are never used). Shifts along ``H`` and ``W`` are
   offsets along major dimensions (no lane or sublane movement). Where a block of the whole
-  ``H`` fits in VMEM there is one block per column and no halo.
+  ``H`` fits in VMEM there is one block per column and no halo. Blocks are sized to a VMEM
+  budget that fits v4 (16 MiB of VMEM); 16-bit blocks hold 16 rows of the batch (a whole tile)
+  or 8 where that moves fewer bytes (the float32 scratch of 16 rows leaves room for fewer rows
+  of ``H``).
 
 Bytes: XLA's ``cost_analysis`` counts nothing for a Mosaic kernel, so each ``pallas_call``
 states the bytes its DMAs move by construction (:func:`dma_bytes`: every block each grid step
-copies, halo re-reads included, tiles padded to (8, 128), (16, 128) for 16-bit) as its
-``CostEstimate``; XLA adds them to the bytes of whatever surrounds the kernel.
+copies, halo re-reads included, tiles padded to (8, 128), 16 rows for 16-bit) as its
+``CostEstimate``; XLA adds them to the bytes of whatever surrounds the kernel. The operands are
+constrained to HBM: otherwise XLA:TPU stages ``x``, read by both kernels of ``jax.vjp``, in
+VMEM first (a copy it counts as one more read and write).
 
 On TPU the kernels are compiled by Mosaic; on every other platform they run in Pallas' interpret
 mode (``lax.platform_dependent``), which is how they are tested. No TPU hardware has run them:
@@ -35,8 +44,11 @@ match the float64 reference in interpret mode.
 
 Limits (a ``TypeError``/``ValueError`` naming the argument): ``alpha``, ``beta`` and ``k`` must be
 Python or NumPy numbers (static); ``x`` float32 or bfloat16 (Mosaic has no float64, and float16
-is not supported here). Second derivatives (grad-of-grad, Hessians) differentiate the XLA
-backward (``implementation=None``), whose values are the kernel's to rounding.
+is not supported here); at most two spatial axes within channel. Derivatives are reverse mode
+(``custom_vjp``): the first is the backward kernel; the second (grad-of-grad) differentiates the
+XLA backward (``implementation=None``), whose values are the kernel's to rounding; forward mode
+over a gradient (``jax.hessian``, ``jax.jacfwd(jax.grad(f))``) raises JAX's ``custom_vjp``
+error, where ``implementation=None`` supports it.
 """
 
 from __future__ import annotations
@@ -192,7 +204,7 @@ class WithinPlan:
 
 
 def within_plan(shape, dtype, halos: tuple[int, ...], wreach: tuple[int, int]) -> WithinPlan:
-  """``bh`` rows of ``H`` per block, a multiple of every input's halo: as many as fit the VMEM
+  """``bh`` rows of ``H`` per block, a multiple of every input's halo, at most what fits the VMEM
   budget (each input and the output double-buffered, the halo blocks single-buffered, one
   float32 scratch row per input and row of the block with the widest halo); all of ``H`` (no
   halo blocks) where that fits. 16-bit blocks hold 16 rows of the batch (a whole tile) or 8
@@ -225,10 +237,12 @@ def _within_plan_for(shape, dtype, halos, wreach, sub: int) -> tuple[WithinPlan,
       bh = -(-bh // 2)
     return WithinPlan(tuple(shape), bh, (0,) * inputs, bs, bc, *wreach), vmem(bh, False)
   unit = math.lcm(*[n for n in halos if n])
-  bh = unit
-  while bh + unit < h and vmem(bh + unit, True) <= VMEM_BUDGET:
-    bh += unit
-  return WithinPlan(tuple(shape), bh, tuple(halos), bs, bc, *wreach), vmem(bh, True)
+  fits = [bh for bh in range(unit, h, unit) if vmem(bh, True) <= VMEM_BUDGET] or [unit]
+  # Of the block heights that fit, the one that moves the fewest bytes (a ragged last block
+  # counts whole), the tallest of equals.
+  plans = [WithinPlan(tuple(shape), bh, tuple(halos), bs, bc, *wreach) for bh in fits]
+  plan = min(reversed(plans), key=lambda plan: dma_bytes(plan, dtype, inputs, 1))
+  return plan, vmem(plan.bh, True)
 
 
 def within_index_maps(plan: WithinPlan, halo: int):
