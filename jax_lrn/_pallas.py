@@ -32,7 +32,7 @@ of them:
 
 Bytes: XLA's ``cost_analysis`` counts nothing for a Mosaic kernel, so each ``pallas_call``
 states the bytes its DMAs move by construction (:func:`dma_bytes`: every block each grid step
-copies, halo re-reads included, tiles padded to (8, 128), 16 rows for 16-bit) as its
+copies, halo re-reads included, padded to XLA's (8, 128) tiles) as its
 ``CostEstimate``; XLA adds them to the bytes of whatever surrounds the kernel. The operands are
 constrained to HBM: otherwise XLA:TPU stages ``x``, read by both kernels of ``jax.vjp``, in
 VMEM first (a copy it counts as one more read and write).
@@ -115,6 +115,7 @@ class View:
 
   perm: tuple[int, ...]
   shape: tuple[int, ...]
+  window_on_sublanes: bool = False  # within channel: the window's last axis is S, not W
 
   def to(self, x):
     return jnp.reshape(jnp.transpose(x, self.perm), self.shape)
@@ -139,8 +140,21 @@ def view_for(shape: tuple[int, ...], cfg: WindowConfig, channel: int) -> View:
   sub = _sublane_axis(ndim, channel, window)
   rest = [a for a in range(ndim) if a not in (channel, sub) and a not in window]
   perm = (*rest, *window, *(() if sub is None else (sub,)), channel)
+  # XLA:TPU keeps the row-major order of the other axes, the last of them on sublanes, where
+  # that axis fills whole tiles (GoogLeNet's 56 x 56, NHWC or NCHW: (N, H, W, C), W on
+  # sublanes); otherwise the batch goes to the sublanes (conv1's 55 x 55: (H, W, N, C)).
+  others = [a for a in range(ndim) if a != channel]
+  row_major = bool(others) and shape[others[-1]] % 8 == 0
   if across:
+    if row_major:
+      perm = (*others, channel)
     return View(perm, (math.prod(shape[a] for a in perm[:-1]), shape[channel]))
+  if row_major and len(window) == 2 and window[1] == others[-1]:
+    # The window's last axis on sublanes: (P, H, 1, W, C), summed along W by sublane offsets.
+    rest = [a for a in others if a not in window]
+    perm = (*rest, *window, channel)
+    lead = math.prod(shape[a] for a in rest)
+    return View(perm, (lead, shape[window[0]], 1, shape[window[1]], shape[channel]), True)
   lead = math.prod(shape[a] for a in rest)
   h = shape[window[0]]
   w = shape[window[1]] if len(window) == 2 else 1
@@ -165,19 +179,21 @@ class AcrossPlan:
 
 
 def _tile_bytes(sub: int, lanes: int, dtype) -> int:
-  """Bytes of a (sub, lanes) slab as stored in (sublanes, 128) tiles; a 16-bit slab of 8 rows
-  (half a tile's rows, the smallest block here) counts as its 8 rows."""
-  rows = sub if sub == 8 else _round_up(sub, _sublanes(dtype))
-  return rows * _round_up(lanes, LANES) * np.dtype(dtype).itemsize
+  """Bytes of a (sub, lanes) slab as XLA:TPU stores it in HBM: (8, 128) tiles, for 16-bit
+  dtypes too (``T(8,128)(2,1)``)."""
+  return _round_up(sub, 8) * _round_up(lanes, LANES) * np.dtype(dtype).itemsize
 
 
 def across_plan(shape: tuple[int, int], dtype, arrays: int) -> AcrossPlan:
-  """Blocks of whole rows of channels: as many rows as ``arrays`` double-buffered blocks (plus
-  as many float32 temporaries) fit in the budget, preferring a divisor of the rows."""
+  """Blocks of whole rows of channels: as many rows as ``arrays`` double-buffered blocks and the
+  kernel's float32 temporaries (5 forward, 10 backward: what Mosaic spilled for GoogLeNet's
+  192 channels in bfloat16 on v4 with fewer counted) fit in the budget, preferring a divisor
+  of the rows."""
   rows, channels = shape
   sub = _sublanes(dtype)
   lanes = _round_up(channels, LANES)
-  per_row = arrays * 2 * lanes * np.dtype(dtype).itemsize + 4 * lanes * 4
+  temporaries = 5 if arrays == 2 else 10
+  per_row = arrays * 2 * lanes * np.dtype(dtype).itemsize + temporaries * lanes * 4
   cap = max(sub, min(MAX_ROWS, int(VMEM_BUDGET // per_row)) // sub * sub)
   if rows <= cap:
     return AcrossPlan(rows, channels, rows)
@@ -200,6 +216,11 @@ class WithinPlan:
   def grid(self) -> tuple[int, ...]:
     p, h, _, s, c = self.shape
     return (p, -(-s // self.bs), -(-c // self.bc), -(-h // self.bh))
+
+  @property
+  def window_on_sublanes(self) -> bool:
+    """Whether the window's last axis is the sublane axis ``S`` (the view has ``W = 1``)."""
+    return self.shape[2] == 1 and (self.wlo, self.whi) != (0, 0)
 
   @property
   def hb(self) -> int:
@@ -226,7 +247,8 @@ def _within_plan_for(shape, dtype, halos, wreach, sub: int) -> tuple[WithinPlan,
   p, h, w, s, c = shape
   inputs = len(halos)
   hb = max(halos)
-  bs = s if s <= sub else sub
+  window_on_sublanes = w == 1 and tuple(wreach) != (0, 0)
+  bs = s if s <= sub or window_on_sublanes else sub  # a window along S needs all of it
   bc = c if c <= LANES else LANES
   row = w * _tile_bytes(bs, bc, dtype)  # one row of H of one block, as stored
   row32 = w * _tile_bytes(bs, bc, np.float32)
@@ -332,18 +354,25 @@ def _across_backward_kernel(params: Params, x_ref, g_ref, dx_ref):
   dx_ref[...] = dx.astype(dx_ref.dtype)
 
 
-def _w_window(row, lo: int, hi: int):
-  """``sum_{d=-lo}^{hi} row[w + d]`` along the leading axis of a ``(W, S, C)`` row, zero-padded."""
-  width = row.shape[0]
+def _w_window(plan: WithinPlan, row, lo: int, hi: int):
+  """``sum_{d=-lo}^{hi} row[w + d]`` along ``W`` of a ``(W, S, C)`` row, zero-padded: along its
+  leading axis, or along the sublanes where the window's last axis is there (``W = 1``)."""
+  axis = 1 if plan.window_on_sublanes else 0
+  width = row.shape[axis]
   lo, hi = min(lo, width - 1), min(hi, width - 1)
   if lo == hi == 0:
     return row
-  zeros = functools.partial(jnp.zeros, dtype=row.dtype)
-  padded = jnp.concatenate([zeros((lo, *row.shape[1:])), row, zeros((hi, *row.shape[1:]))], 0)
-  out = padded[lo : lo + width]
+
+  def zeros(n):
+    shape = list(row.shape)
+    shape[axis] = n
+    return jnp.zeros(shape, row.dtype)
+
+  padded = jnp.concatenate([zeros(lo), row, zeros(hi)], axis)
+  out = None
   for d in range(-lo, hi + 1):
-    if d:
-      out = out + padded[lo + d : lo + d + width]
+    part = lax.slice_in_dim(padded, lo + d, lo + d + width, axis=axis)
+    out = part if out is None else out + part
   return out
 
 
@@ -433,7 +462,7 @@ def _within_forward_kernel(plan: WithinPlan, params: Params, *refs):
   _zero_uncovered(xs, sq_ref)
 
   def squares(e, x):
-    sq_ref[e] = _w_window(x * x, plan.wlo, plan.whi)
+    sq_ref[e] = _w_window(plan, x * x, plan.wlo, plan.whi)
 
   xs.each(margin - lo, margin + bh + hi, squares)
 
@@ -455,7 +484,7 @@ def _within_backward_kernel(plan: WithinPlan, params: Params, *refs):
   _zero_uncovered(gs, t_ref)
 
   def squares(e, x):
-    sq_ref[e] = _w_window(x * x, plan.wlo, plan.whi)
+    sq_ref[e] = _w_window(plan, x * x, plan.wlo, plan.whi)
 
   xs.each(0, 2 * margin + bh, squares)
 
@@ -468,7 +497,7 @@ def _within_backward_kernel(plan: WithinPlan, params: Params, *refs):
     x = xs.read(e)
     s = denominator(e)
     t = g * divide_by_power(x, s, params.beta, params.beta) / s
-    t_ref[e] = _w_window(t, plan.whi, plan.wlo)
+    t_ref[e] = _w_window(plan, t, plan.whi, plan.wlo)
 
   gs.each(margin - hi, margin + bh + lo, cross_factor)
 
@@ -517,7 +546,9 @@ def _across_call(params: Params, backward: bool, interpret, *arrays):
     grid=plan.grid,
     in_specs=[spec] * len(arrays),
     out_specs=spec,
-    compiler_params=pltpu.CompilerParams(dimension_semantics=("parallel",)),
+    compiler_params=pltpu.CompilerParams(
+      dimension_semantics=("parallel",), vmem_limit_bytes=VMEM_LIMIT
+    ),
     cost_estimate=pl.CostEstimate(
       flops=flops,
       transcendentals=2 * plan.rows * plan.channels,
@@ -624,7 +655,11 @@ def _run(spec: Spec, backward: bool, x, *rest):
   if spec.across:
     call = functools.partial(_across_call, spec.params, backward)
   else:
-    reach = (spec.cfg.lo, spec.cfg.hi) if len(spec.cfg.axes) == 2 else (0, 0)
+    # The reach along the view's W (or S, where the window's last axis is there); none for a
+    # one-axis window or a W of one element (the within_plan and kernels tell the two cases
+    # apart by it).
+    two_axes = len(spec.cfg.axes) == 2 and (view.window_on_sublanes or view.shape[2] > 1)
+    reach = (spec.cfg.lo, spec.cfg.hi) if two_axes else (0, 0)
     call = functools.partial(_within_call, spec.params, reach, backward)
   out = lax.platform_dependent(
     *arrays,

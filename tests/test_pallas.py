@@ -25,6 +25,11 @@ LAYOUTS = [
   ("across_channels", (2, 7, 3, 4), 1),
   ("within_channel", (2, 6, 5, 3), -1),
   ("within_channel", (2, 3, 6, 5), 1),
+  # W a multiple of 8: XLA:TPU keeps (N, H, W, C), and the kernels' views follow it (the
+  # within-channel window's last axis on sublanes).
+  ("across_channels", (2, 3, 8, 5), -1),
+  ("within_channel", (2, 5, 8, 3), -1),
+  ("within_channel", (2, 3, 6, 16), 1),
 ]
 
 
@@ -86,6 +91,7 @@ def small_blocks(monkeypatch):
     (4, "before", (2, 9, 4, 3), -1),  # even: halos of 3 and 2 rows, blocks of 6
     (4, "after", (2, 3, 9, 4), 1),
     (7, "before", (2, 3, 4, 2), -1),  # longer than both spatial axes: clipped halos
+    (5, "before", (2, 11, 8, 3), -1),  # W on sublanes
   ],
 )
 def test_within_channel_halo_blocks(rng, small_blocks, size, placement, shape, channel_axis, dtype):
@@ -179,13 +185,11 @@ def test_three_spatial_axes_are_refused():
 
 
 def _stored_bytes(block_shape, dtype) -> int:
-  """A block's bytes as DMA'd: its leading dimensions times its last two, the second-minor
-  padded to the tile's rows (8 for 32-bit, 16 for 16-bit unless the block has exactly 8) and
-  the minor to 128 lanes."""
+  """A block's bytes as DMA'd from XLA:TPU's layout: its leading dimensions times its last two,
+  padded to (8, 128) tiles (``T(8,128)``, and ``T(8,128)(2,1)`` for 16-bit dtypes)."""
   dims = [d for d in block_shape if d is not None]
   rows, lanes = dims[-2], dims[-1]
-  tile_rows = 8 if rows == 8 else 32 // jnp.dtype(dtype).itemsize
-  padded = math.ceil(rows / tile_rows) * tile_rows * math.ceil(lanes / 128) * 128
+  padded = math.ceil(rows / 8) * 8 * math.ceil(lanes / 128) * 128
   return math.prod(dims[:-2]) * padded * jnp.dtype(dtype).itemsize
 
 
@@ -212,13 +216,15 @@ def _schedule_bytes(grid, specs, dtype) -> int:
     ((1, 27, 27, 128, 256), (2, 1)),  # conv2, within 3x3 backward
     ((2, 9, 4, 3, 5), (3, 2)),  # even window, ragged
     ((1, 7, 3, 2, 3), (1,)),
+    ((32, 56, 1, 56, 192), (4, 2)),  # GoogLeNet, the window's last axis on sublanes
   ],
 )
 @pytest.mark.parametrize("budget", [None, 1])
 def test_within_dma_bytes_match_the_schedule(monkeypatch, shape, halos, dtype, budget):
   if budget is not None:
     monkeypatch.setattr(pallas_module, "VMEM_BUDGET", budget)
-  plan = pallas_module.within_plan(shape, dtype, halos, (1, 1))
+  reach = (2, 2) if halos[0] == 4 else (1, 1)
+  plan = pallas_module.within_plan(shape, dtype, halos, reach)
   in_specs, _ = pallas_module.within_specs(plan)
   specs = [*in_specs, pallas_module.within_out_spec(plan)]
   declared = pallas_module.dma_bytes(plan, dtype, len(halos), 1)
