@@ -640,8 +640,9 @@ def lrn(
       ``"pallas"`` (opt-in, never chosen by ``None``): Pallas TPU kernels, one pass each for
       the forward (reads ``x``, writes ``y``) and the backward (reads ``x`` and the cotangent,
       writes ``dx``), compiled by Mosaic on TPU and run in Pallas' interpret mode (slowly)
-      elsewhere; by their DMA bytes they move 1.0x-1.5x an elementwise pass forward,
-      1.5x-3.0x for dx and 2.5x-4.5x for y and dx on TPU v4-v6e, but no TPU has run them.
+      elsewhere; by their DMA bytes they move 1.0x-1.3x an elementwise pass forward,
+      1.5x-3.0x for dx and 2.5x-4.3x for y and dx on TPU v4-v6e (the benchmark's shapes),
+      but no TPU has run them.
       It needs ``alpha``, ``beta`` and ``k`` as numbers, float32 or bfloat16 ``x``, and at
       most two spatial axes; its second derivatives are the XLA path's, reverse mode only
       (see ``jax_lrn._pallas`` and the Performance page). Case-insensitive.

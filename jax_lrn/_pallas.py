@@ -8,7 +8,10 @@ with the closed form of :func:`jax_lrn.lrn`::
     dx_j = g_j s_j^-beta - 2 beta alpha/n x_j sum_{i: j in W(i)} t_i,   t_i = g_i y_i / s_i.
 
 Layout. XLA:TPU stores a rank-4 activation, NHWC or NCHW alike, as (H, W, N, C) with the batch on
-sublanes and the channels on lanes (layout ``{3,0,2,1}`` / ``{1,0,3,2}`` with (8, 128) tiles).
+sublanes and the channels on lanes (layout ``{3,0,2,1}`` / ``{1,0,3,2}`` with (8, 128) tiles)
+where ``W`` is not a multiple of 8 (conv1's 55); where it is (GoogLeNet's 56) as (N, H, W, C),
+``W`` on sublanes, and the views below follow (across channels the rows in that order; within
+channel ``(P, H, 1, W, C)``, the window summed along ``W`` by sublane offsets).
 The kernels work on that view (``jnp.transpose`` to it and back are bitcasts there, no copies;
 merging axes into the rows across channels is one too where the batch is a multiple of the
 tile's rows). Any rank works; for other ranks and layouts the transposes are whatever XLA makes
@@ -85,7 +88,7 @@ MAX_ROWS = 4096
 
 
 def _sublanes(dtype) -> int:
-  """Rows of one (sublanes, 128) tile: 8 for 32-bit, 16 for 16-bit dtypes."""
+  """Rows of one vector register: 8 for 32-bit, 16 for 16-bit dtypes (two to a sublane)."""
   return 8 * 4 // np.dtype(dtype).itemsize
 
 
@@ -222,11 +225,6 @@ class WithinPlan:
     """Whether the window's last axis is the sublane axis ``S`` (the view has ``W = 1``)."""
     return self.shape[2] == 1 and (self.wlo, self.whi) != (0, 0)
 
-  @property
-  def hb(self) -> int:
-    """The widest halo (the first input's, x)."""
-    return max(self.halos)
-
 
 def within_plan(shape, dtype, halos: tuple[int, ...], wreach: tuple[int, int]) -> WithinPlan:
   """``bh`` rows of ``H`` per block, a multiple of every input's halo, at most what fits the VMEM
@@ -271,6 +269,23 @@ def _within_plan_for(shape, dtype, halos, wreach, sub: int) -> tuple[WithinPlan,
   return plan, vmem(plan.bh, True)
 
 
+def _without_x64(kernel):
+  """``kernel`` traced with 32-bit integers whatever ``jax_enable_x64`` says (Mosaic's loop
+  indices and offsets are int32; with x64 Python ints would be int64)."""
+
+  @functools.wraps(kernel)
+  def traced(*refs):
+    with jax.enable_x64(False):
+      kernel(*refs)
+
+  return traced
+
+
+def _int32(*indices):
+  """Block indices as int32 (Mosaic's index type; Python ints are int64 with x64 enabled)."""
+  return tuple(jnp.asarray(i, jnp.int32) for i in indices)
+
+
 def within_index_maps(plan: WithinPlan, halo: int):
   """The index maps of the main block and of the halo blocks (``halo`` rows) above and below
   it."""
@@ -278,13 +293,13 @@ def within_index_maps(plan: WithinPlan, halo: int):
   last = -(-plan.shape[1] // halo) - 1 if halo else 0
 
   def main(p, s, c, i):
-    return (p, i, 0, s, c)
+    return _int32(p, i, 0, s, c)
 
   def top(p, s, c, i):
-    return (p, jnp.maximum(i * m - 1, 0), 0, s, c)
+    return _int32(p, jnp.maximum(i * m - 1, 0), 0, s, c)
 
   def bottom(p, s, c, i):
-    return (p, jnp.minimum((i + 1) * m, last), 0, s, c)
+    return _int32(p, jnp.minimum((i + 1) * m, last), 0, s, c)
 
   return main, top, bottom
 
@@ -419,7 +434,7 @@ class _Rows:
           body(e, self._masked(ref[e - first], e))
           return carry
 
-        lax.fori_loop(lo, hi, step, 0)
+        lax.fori_loop(np.int32(lo), np.int32(hi), step, 0)
 
   def read(self, e):
     """Row ``e`` at a traced ``e`` (within the blocks' rows)."""
@@ -541,7 +556,7 @@ def _across_call(params: Params, backward: bool, interpret, *arrays):
   kernel = _across_backward_kernel if backward else _across_forward_kernel
   flops = 2 * plan.rows * plan.channels * plan.channels * (2 if backward else 1)
   return pl.pallas_call(
-    functools.partial(kernel, params),
+    _without_x64(functools.partial(kernel, params)),
     out_shape=jax.ShapeDtypeStruct(v.shape, v.dtype),
     grid=plan.grid,
     in_specs=[spec] * len(arrays),
@@ -590,7 +605,7 @@ def within_out_spec(plan: WithinPlan):
 
 
 def across_spec(plan: AcrossPlan):
-  return pl.BlockSpec((plan.block_rows, plan.channels), lambda i: (i, 0))
+  return pl.BlockSpec((plan.block_rows, plan.channels), lambda i: _int32(i, 0))
 
 
 def _within_call(params: Params, wreach, backward: bool, interpret, *arrays):
@@ -604,7 +619,7 @@ def _within_call(params: Params, wreach, backward: bool, interpret, *arrays):
   kernel = _within_backward_kernel if backward else _within_forward_kernel
   size = math.prod(v.shape)
   return pl.pallas_call(
-    functools.partial(kernel, plan, params),
+    _without_x64(functools.partial(kernel, plan, params)),
     out_shape=jax.ShapeDtypeStruct(v.shape, v.dtype),
     grid=plan.grid,
     in_specs=in_specs,
