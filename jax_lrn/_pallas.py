@@ -11,7 +11,9 @@ Layout. XLA:TPU stores a rank-4 activation, NHWC or NCHW alike, as (H, W, N, C) 
 sublanes and the channels on lanes (layout ``{3,0,2,1}`` / ``{1,0,3,2}`` with (8, 128) tiles)
 where ``W`` is not a multiple of 8 (conv1's 55); where it is (GoogLeNet's 56) as (N, H, W, C),
 ``W`` on sublanes, and the views below follow (across channels the rows in that order; within
-channel ``(P, H, 1, W, C)``, the window summed along ``W`` by sublane offsets).
+channel ``(P, H, 1, W, C)``, the window summed along ``W`` by sublane offsets). That rule is
+read from XLA:TPU's choices for the benchmark's shapes (jax 0.10.2, libtpu 0.0.42.1); where it
+chooses otherwise, the transposes around the kernels become copies (right, but extra passes).
 The kernels work on that view (``jnp.transpose`` to it and back are bitcasts there, no copies;
 merging axes into the rows across channels is one too where the batch is a multiple of the
 tile's rows). Any rank works; for other ranks and layouts the transposes are whatever XLA makes
