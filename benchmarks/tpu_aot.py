@@ -11,10 +11,14 @@ and the fusions of the optimized HLO. These are compiler estimates, not timings.
     python benchmarks/tpu_aot.py --out tpu_results          # v4, v5e, v5p, v6e; ~15 min, 2 cores
     python benchmarks/tpu_aot.py --quick --out /tmp/tpu     # v5e, across 5 and within 3x3
 
-Rows: jax_lrn (``implementation=None``, the TPU's choice), plain autodiff (bench_jax.py's
-``plain_lrn``: one ``reduce_window`` and ``** -beta``), with ``--implementations all`` each
-explicit ``implementation``, and with ``--peers`` the other JAX libraries' LRNs (across channels;
-``benchmarks/peers/``); contexts as in bench_lrn.py (forward; ``jax.grad`` dx only;
+Rows: jax_lrn (``implementation=None``, the TPU's choice), ``pallas`` (the opt-in Pallas TPU
+kernels, ``implementation="pallas"``), plain autodiff (bench_jax.py's ``plain_lrn``: one
+``reduce_window`` and ``** -beta``), with ``--implementations all`` each explicit XLA
+``implementation``, and with ``--peers`` the other JAX libraries' LRNs (across channels;
+``benchmarks/peers/``). XLA counts nothing for a Mosaic kernel: a ``pallas`` row is the bytes the
+kernels' DMAs move by construction (their ``CostEstimate``: every block copied, halos and tile
+padding included) plus XLA's estimate for whatever surrounds them, not a compiler estimate of
+the kernels; contexts as in bench_lrn.py (forward; ``jax.grad`` dx only;
 ``jax.vjp`` y and dx) plus its AlexNet training step (``jax.grad`` with respect to the conv
 kernel, float32 NHWC), whose bytes are given as a ratio to the step without normalization.
 Writes ``tpu.md`` and ``tpu.json`` to ``--out`` and prints the table.
@@ -239,7 +243,9 @@ def markdown(rows: list[dict], impls, generations) -> str:
   )
   lines = [
     "Bytes accessed by XLA:TPU's estimate as a multiple of the elementwise pass `x * 2` over "
-    "the same array (in brackets: `optimal_seconds` over its). Compiler estimates, not timings.",
+    "the same array (in brackets: `optimal_seconds` over its). Compiler estimates, not timings. "
+    "`pallas`: the Pallas kernels' DMA bytes by construction (their `CostEstimate`) plus XLA's "
+    "estimate for the rest of the program; its seconds are XLA's, from those bytes.",
     "",
   ]
   head = ["TPU", "shape", "layout", "window", "dtype", "context", *impls]
@@ -292,6 +298,7 @@ def main(argv=None) -> int:
   )
   parser.add_argument("--modes", default=None, help="comma-separated windows, e.g. 'across 5'")
   parser.add_argument("--no-training", action="store_true", help="skip the training step")
+  parser.add_argument("--no-pallas", action="store_true", help="skip the Pallas kernels' rows")
   args = parser.parse_args(argv)
   if not libtpu_available():
     print("libtpu is not installed: pip install -e '.[tpu]'", file=sys.stderr)
@@ -299,10 +306,12 @@ def main(argv=None) -> int:
   generations = (args.generations or ("v5e" if args.quick else ",".join(GENERATIONS))).split(",")
   shapes = list(SHAPES)[:1] if args.shapes == "first" or args.quick else list(SHAPES)
   modes = QUICK_MODES if args.quick else tuple(MODES)
-  impls = ["jax_lrn", "plain"]
+  impls = ["jax_lrn", "pallas", "plain"]
   if args.implementations == "all":
     impls[1:1] = IMPLEMENTATIONS
   impls += list(PEERS) if args.peers else []
+  if args.no_pallas:
+    impls.remove("pallas")
   if args.modes:
     modes = tuple(args.modes.split(","))
   args.out.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,9 @@ from jax_lrn._window import (
 MODES = ("across_channels", "within_channel")
 Mode = Literal["across_channels", "within_channel"]
 EvenPlacement = Literal["before", "after"]
-Implementation = Literal["shifted", "reduce_window", "shifted_squares", "matmul"]
+Implementation = Literal["shifted", "reduce_window", "shifted_squares", "matmul", "pallas"]
+# Opt-in, outside IMPLEMENTATIONS (the XLA lowerings): the Pallas TPU kernels (jax_lrn._pallas).
+PALLAS = "pallas"
 
 # ---------------------------------------------------------------------------------------------
 # The differentiable core. x arrives in its own dtype (16-bit inputs stay 16-bit in memory, also
@@ -509,10 +511,11 @@ def window_config(
       )
     axes = _spatial_axes(spatial_axes, ndim, channel_axis)
   if implementation is not None and (
-    not isinstance(implementation, str) or implementation.lower() not in IMPLEMENTATIONS
+    not isinstance(implementation, str) or implementation.lower() not in (*IMPLEMENTATIONS, PALLAS)
   ):
     raise ValueError(
-      f"implementation must be None (the platform's choice) or one of {IMPLEMENTATIONS}, got "
+      f"implementation must be None (the platform's choice) or one of "
+      f"{(*IMPLEMENTATIONS, PALLAS)}, got "
       f"{_shown(implementation)}."
     )
   implementation = None if implementation is None else implementation.lower()
@@ -634,16 +637,27 @@ def lrn(
       matrix product (``Precision.HIGHEST``). All give the same values to rounding. The other
       axes of a within-channel window, and windows longer than 16 along an axis, use
       ``reduce_window`` (``"matmul"``: matrix products along every axis in the backward).
-      Case-insensitive.
+      ``"pallas"`` (opt-in, never chosen by ``None``): Pallas TPU kernels, one pass each for
+      the forward (reads ``x``, writes ``y``) and the backward (reads ``x`` and the cotangent,
+      writes ``dx``), compiled by Mosaic on TPU and run in Pallas' interpret mode (slowly)
+      elsewhere; by their DMA bytes they move 1.0x-1.3x an elementwise pass forward,
+      1.5x-3.0x for dx and 2.5x-4.3x for y and dx on TPU v4-v6e (the benchmark's shapes),
+      but no TPU has run them.
+      It needs ``alpha``, ``beta`` and ``k`` as numbers, float32 or bfloat16 ``x``, and at
+      most two spatial axes; its second derivatives are the XLA path's, reverse mode only
+      (see ``jax_lrn._pallas`` and the Performance page). Case-insensitive.
 
   Returns:
     Array of the same shape and dtype as ``x``.
 
   Raises:
-    TypeError: ``x`` is not (convertible to) a float16, bfloat16, float32 or float64 array;
+    TypeError: ``x`` is not (convertible to) a float16, bfloat16, float32 or float64 array
+      (with ``implementation="pallas"``: float32 or bfloat16), or ``alpha``, ``beta`` or ``k``
+      is an array or traced with ``implementation="pallas"``;
       ``size`` or an axis is not an int (bools are refused) or is traced; a parameter is not a
       real number or a real scalar array.
-    ValueError: ``size < 1``, unknown ``mode``, ``even_placement`` or ``implementation``, an
+    ValueError: ``size < 1``, unknown ``mode``, ``even_placement`` or ``implementation``
+      (``implementation="pallas"`` with more than two ``spatial_axes``), an
       axis out of range, bad ``spatial_axes`` (also ``None`` where the batch axis cannot be
       told apart), too few dimensions for the mode, a non-finite ``alpha``/``beta``/``k``, a
       negative ``alpha``/``k``, or one beyond the compute dtype's range, given as a number.
@@ -678,6 +692,11 @@ def lrn(
     static_beta=static_beta,
     implementation=implementation,
   )
+  if cfg.implementation == PALLAS:
+    from jax_lrn._pallas import lrn_pallas  # noqa: PLC0415 - imports Pallas only when used
+
+    channel = channel_axis % jnp.ndim(x)
+    return lrn_pallas(x, cfg, channel, static_alpha, static_beta, static_k)
   # float16/bfloat16 compute in float32; float32 and float64 in themselves.
   alpha, beta, k = (jnp.asarray(p, dtype=_compute_dtype(dtype)) for p in (alpha, beta, k))
   return _lrn_core(cfg, x, alpha, beta, k)
