@@ -5,6 +5,7 @@ reparameterisation its layers train through (:func:`lower_bound`, :func:`reparam
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 from typing import Any
@@ -13,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import PartitionSpec as P
 
 from jax_lrn._lrn import _canonical_axis, _check_dtype, _check_param, _compute_dtype
 from jax_lrn._power import divide_by_power
@@ -23,13 +25,13 @@ REPARAM_OFFSET = 2.0**-18
 PEDESTAL = REPARAM_OFFSET**2
 
 # ---------------------------------------------------------------------------------------------
-# The computation: plain JAX under jax.checkpoint. The channel sum is one matrix product, whose
-# autodiff is already the closed-form backward; what autodiff adds is memory: it keeps |x|^alpha,
-# the pool and its power (four arrays the size of x besides x). Under jax.checkpoint the
-# backward keeps only the inputs and recomputes the forward, which at bls2017 sizes costs no
-# time (the stored arrays' traffic costs as much as the recomputation) and keeps every
-# transformation, forward mode included, that a custom_vjp would lose. docs/gdn.md has the
-# measurement.
+# The computation: a custom_vjp whose backward keeps only the inputs and recomputes the pool.
+# GDN is one C x C matrix product between elementwise steps; the backward differentiates the
+# elementwise steps with jax.vjp and transposes the product by hand, so that gamma's cotangent
+# is dot_general(|x|^alpha, t) over the positions with |x|^alpha first. Autodiff's transpose
+# of the product puts the cotangent first (dot_general(t, |x|^alpha), then a transpose), which
+# XLA:CPU lowers to a transposing copy of t and a general matrix product in place of its
+# library GEMM (about 1.3x slower for the whole VJP at bls2017 sizes; docs/gdn.md).
 # ---------------------------------------------------------------------------------------------
 
 
@@ -56,15 +58,40 @@ def _pool_input(u, alpha, static_alpha: float | None, rectified: bool):
 def _channel_sum(f, gamma, axis: int):
   """``sum_j f_j gamma[j, i]`` along ``axis`` (the output keeps ``f``'s layout).
 
-  A contraction of the channel axis alone, with every other axis kept as it is. Flattening
-  the positions into one axis first (a ``(positions, C) @ (C, C)`` product) makes autodiff's
-  ``gamma`` cotangent about 1.4x faster on XLA:CPU, but a reshape that merges a sharded
-  spatial axis with the batch axis is refused on Explicit meshes and costs an all-gather on
-  Auto ones (``tests/sharded/test_sharded_gdn.py``), so positions stay unflattened."""
+  A contraction of the channel axis alone, with every other axis kept as it is: flattening
+  the positions into one axis would merge a sharded spatial axis with the batch axis, which
+  Explicit meshes refuse and Auto ones pay for with an all-gather
+  (``tests/sharded/test_sharded_gdn.py``)."""
   if axis == f.ndim - 1:
     return f @ gamma
   pooled = lax.dot_general(f, gamma, (((axis,), (0,)), ((), ())))
   return jnp.moveaxis(pooled, -1, axis)
+
+
+def _spec_of(value, order=None):
+  """``value``'s partition spec (its axes permuted to ``order``) for the ``out_sharding`` of
+  a product, or None outside a mesh."""
+  if jax.sharding.get_abstract_mesh().empty:
+    return None
+  spec = tuple(jax.typeof(value).sharding.spec) + (None,) * value.ndim
+  return P(*(spec[d] for d in (order or range(value.ndim))))
+
+
+def _channel_sum_transpose(f, t, gamma, axis: int):
+  """The cotangents of :func:`_channel_sum` for the output cotangent ``t``: ``(df, dgamma)``.
+
+  ``dgamma[j, i] = sum over positions of f_j t_i`` contracts every axis but the channel one,
+  with ``f`` first: XLA:CPU then transposes ``f`` (recomputed from ``x`` in the same pass) and
+  runs its library GEMM. Autodiff's order, ``t`` first and the result transposed, becomes a
+  transposing copy of ``t`` and a slower general product (docs/gdn.md). As in autodiff, each
+  result takes the sharding of the argument it is the cotangent of: on an Explicit mesh that
+  shards positions, ``dgamma``'s sum over them is one all-reduce."""
+  positions = tuple(d for d in range(f.ndim) if d != axis)
+  dims = ((positions, positions), ((), ()))
+  dgamma = lax.dot_general(f, t, dims, out_sharding=_spec_of(gamma))
+  order = (*positions, axis)  # f's axes in the order of t @ gamma.T's result
+  df = lax.dot_general(t, gamma, (((axis,), (1,)), ((), ())), out_sharding=_spec_of(f, order))
+  return (df if axis == f.ndim - 1 else jnp.moveaxis(df, -1, axis)), dgamma
 
 
 def _multiply_by_power(v, s, epsilon, static_epsilon: float | None):
@@ -81,22 +108,55 @@ def _multiply_by_power(v, s, epsilon, static_epsilon: float | None):
   return v * jnp.where(epsilon == 0, 1.0, jnp.exp(epsilon * jnp.log(s))).astype(s.dtype)
 
 
-def _forward(cfg: _Config, x, beta, gamma, alpha, epsilon):
+def _pool_input_of_x(cfg: _Config, x, alpha):
+  """``(u, |u| ** alpha)`` with ``u`` = ``x`` in the compute dtype (rectified if asked)."""
   u = x.astype(_compute_dtype(x.dtype))
   if cfg.rectify:
     u = jnp.maximum(u, 0.0)
-  f = _pool_input(u, alpha, cfg.static_alpha, cfg.rectify)
-  shape = [1] * u.ndim
-  shape[cfg.axis] = -1
-  pool = _channel_sum(f, gamma, cfg.axis) + beta.reshape(shape)
+  return u, _pool_input(u, alpha, cfg.static_alpha, cfg.rectify)
+
+
+def _output(cfg: _Config, u, pool, epsilon):
+  """``u / pool ** epsilon`` (``u * pool ** epsilon`` for the inverse)."""
   if cfg.inverse:
-    y = _multiply_by_power(u, pool, epsilon, cfg.static_epsilon)
-  else:
-    y = divide_by_power(u, pool, epsilon, cfg.static_epsilon)
-  return y.astype(x.dtype)
+    return _multiply_by_power(u, pool, epsilon, cfg.static_epsilon)
+  return divide_by_power(u, pool, epsilon, cfg.static_epsilon)
 
 
-_gdn_core = jax.checkpoint(_forward, static_argnums=(0,))
+def _pool(cfg: _Config, f, beta, gamma):
+  shape = [1] * f.ndim
+  shape[cfg.axis] = -1
+  return _channel_sum(f, gamma, cfg.axis) + beta.reshape(shape)
+
+
+def _forward(cfg: _Config, x, beta, gamma, alpha, epsilon):
+  u, f = _pool_input_of_x(cfg, x, alpha)
+  return _output(cfg, u, _pool(cfg, f, beta, gamma), epsilon).astype(x.dtype)
+
+
+_gdn_core = functools.partial(jax.custom_vjp, nondiff_argnums=(0,))(_forward)
+
+
+def _gdn_core_fwd(cfg: _Config, x, beta, gamma, alpha, epsilon):
+  """Keeps the inputs alone (``x`` in its own dtype): the backward recomputes the pool."""
+  return _forward(cfg, x, beta, gamma, alpha, epsilon), (x, beta, gamma, alpha, epsilon)
+
+
+def _gdn_core_bwd(cfg: _Config, residuals, g):
+  """The elementwise steps by ``jax.vjp`` (the same code as the forward, fast paths
+  included), the matrix product transposed by :func:`_channel_sum_transpose`."""
+  x, beta, gamma, alpha, epsilon = residuals
+  (u, f), input_vjp = jax.vjp(lambda x, alpha: _pool_input_of_x(cfg, x, alpha), x, alpha)
+  pool = _pool(cfg, f, beta, gamma)
+  _, output_vjp = jax.vjp(lambda u, pool, epsilon: _output(cfg, u, pool, epsilon), u, pool, epsilon)
+  du, dpool, depsilon = output_vjp(g.astype(u.dtype))
+  df, dgamma = _channel_sum_transpose(f, dpool, gamma, cfg.axis)
+  dbeta = jnp.sum(dpool, axis=tuple(d for d in range(dpool.ndim) if d != cfg.axis))
+  dx, dalpha = input_vjp((du, df))
+  return dx, dbeta, dgamma, dalpha, depsilon
+
+
+_gdn_core.defvjp(_gdn_core_fwd, _gdn_core_bwd)
 
 
 # ---------------------------------------------------------------------------------------------

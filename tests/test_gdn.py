@@ -133,7 +133,8 @@ def test_static_exponents_match_traced(rng, alpha, epsilon, inverse):
 @pytest.mark.parametrize("inverse", [False, True])
 @pytest.mark.parametrize("axis", [-1, 1])
 def test_check_grads_order2(rng, alpha, epsilon, inverse, axis):
-  """Numerical gradients, reverse and forward mode, to second order, in every argument."""
+  """Numerical gradients to second order in every argument (reverse mode: gdn is a
+  custom_vjp; forward-over-reverse is tested below)."""
   x, _ = random_input(rng, (2, 4, 3), jnp.float64)
   x = x + jnp.sign(x) * 0.2  # away from 0, where |x| has a kink
   beta, gamma = weights(rng, x.shape[axis])
@@ -142,7 +143,7 @@ def test_check_grads_order2(rng, alpha, epsilon, inverse, axis):
   def f(x, beta, gamma, a, e):
     return gdn(x, beta, gamma, alpha=a, epsilon=e, inverse=inverse, channel_axis=axis)
 
-  check_grads(f, (x, beta, gamma, alpha, epsilon), order=2, modes=("rev", "fwd"), eps=1e-4)
+  check_grads(f, (x, beta, gamma, alpha, epsilon), order=2, modes=("rev",), eps=1e-4)
 
 
 def test_rectify_gradient_is_zero_below_zero(rng):
