@@ -13,7 +13,7 @@ from jax.test_util import check_grads
 from jax_lrn import gdn
 
 import gdn_reference
-from cases import RTOL, random_input
+from cases import RTOL, assert_vmap_equals_loop, random_input
 
 # (shape, channel_axis)
 CASES = [
@@ -174,19 +174,7 @@ def test_vmap_equals_loop(rng, inverse):
   x, _ = random_input(rng, (3, 4, 5), jnp.float64)
   betas = jnp.stack([weights(rng, 5)[0] for _ in range(3)])
   gammas = jnp.stack([weights(rng, 5)[1] for _ in range(3)])
-  f = lambda x, b, g: gdn(x, b, g, inverse=inverse)  # noqa: E731
-  got = jax.vmap(f)(x, betas, gammas)
-  want = jnp.stack([f(x[i], betas[i], gammas[i]) for i in range(3)])
-  np.testing.assert_allclose(got, want, rtol=1e-14)
-  grads = jax.vmap(jax.grad(lambda x, b, g: jnp.sum(f(x, b, g) ** 2), argnums=(0, 2)))(
-    x, betas, gammas
-  )
-  for i in range(3):
-    loop = jax.grad(lambda x, b, g: jnp.sum(f(x, b, g) ** 2), argnums=(0, 2))(
-      x[i], betas[i], gammas[i]
-    )
-    for a, b in zip(grads, loop):
-      np.testing.assert_allclose(a[i], b, rtol=1e-12)
+  assert_vmap_equals_loop(lambda x, b, g: gdn(x, b, g, inverse=inverse), (x, betas, gammas))
 
 
 def test_grad_of_grad_matches_reference_hessian_vector(rng):
