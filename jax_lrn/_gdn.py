@@ -410,7 +410,8 @@ def spatial_gdn(
   :func:`jax.lax.conv_general_dilated` at JAX's default precision (full float32 on CPU; on GPU
   and TPU use ``jax.default_matmul_precision("highest")`` for float32-exact sums).
   Differentiation is JAX's autodiff under ``jax.checkpoint`` (the backward keeps the inputs
-  and recomputes the pool): every transformation applies, forward mode included.
+  and recomputes the pool): every transformation applies, forward mode included, except for
+  a window of ones, which differentiates as :func:`gdn` does (no forward mode).
 
   Args:
     x: floating array ``(N, *spatial, C)`` (``channel_axis=-1``) or ``(N, C, *spatial)``
