@@ -37,7 +37,8 @@ PEDESTAL = REPARAM_OFFSET**2
 
 @dataclasses.dataclass(frozen=True)
 class _Config:
-  """The static arguments of the core (hashable: jax.checkpoint's static argument)."""
+  """The static arguments of the core (hashable: a static argument of custom_vjp and
+  jax.checkpoint)."""
 
   static_alpha: float | None
   static_epsilon: float | None
