@@ -31,7 +31,7 @@ PEDESTAL = REPARAM_OFFSET**2
 # is dot_general(|x|^alpha, t) over the positions with |x|^alpha first. Autodiff's transpose
 # of the product puts the cotangent first (dot_general(t, |x|^alpha), then a transpose), which
 # XLA:CPU lowers to a transposing copy of t and a general matrix product in place of its
-# library GEMM (about 1.3x slower for the whole VJP at bls2017 sizes; docs/gdn.md).
+# library GEMM (1.2x to 1.75x slower for the whole VJP at bls2017 sizes; docs/gdn.md).
 # ---------------------------------------------------------------------------------------------
 
 
@@ -277,8 +277,8 @@ def gdn(
   (``jax.jvp``, ``jax.jacfwd``) does not, as for :func:`jax_lrn.lrn`. The backward is a
   ``custom_vjp`` that keeps only the inputs (``x`` in its own dtype, ``beta``, ``gamma``)
   instead of four more arrays the size of ``x``, recomputes the pool, and transposes the
-  channel product in the operand order XLA:CPU runs as one library GEMM (docs/gdn.md: about
-  1.2x to 1.3x faster than autodiff for the full VJP at bls2017 sizes).
+  channel product in the operand order XLA:CPU runs as one library GEMM (docs/gdn.md: 1.2x to
+  1.75x faster than autodiff for the full VJP at bls2017 sizes in the measured runs).
 
   Args:
     x: floating array of rank ``>= 1``, e.g. ``(N, H, W, C)`` with ``channel_axis=-1`` or
