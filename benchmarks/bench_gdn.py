@@ -11,11 +11,12 @@ Activation: a bls2017-sized ``(8, 128, 128, C)`` float32 array (larger than the 
 respect to ``x``, ``beta`` and ``gamma``: the output and all three cotangents, as a training
 step of a learned GDN needs).
 
-JAX variants: ``jax_lrn`` (``jax_lrn.gdn``: autodiff under ``jax.checkpoint``, keeping only
-the inputs); ``plain JAX`` (the formula ``x / sqrt(x**2 @ gamma + beta)`` written out, plain
-autodiff, which keeps the intermediate arrays); ``custom_vjp`` (the same forward with a
-hand-written backward that keeps only ``x`` and recomputes the pool: the candidate a
-``custom_vjp`` would be). For each the script checks ``y``
+JAX variants: ``jax_lrn`` (``jax_lrn.gdn``: a ``custom_vjp`` keeping only the inputs, its
+products over the unflattened positions); ``plain JAX`` (the formula
+``x / sqrt(x**2 @ gamma + beta)`` written out, plain autodiff, which keeps the intermediate
+arrays); ``custom_vjp`` (the same forward with a hand-written backward that keeps only ``x``,
+recomputes the pool and flattens the positions into one axis for ``gamma``'s cotangent: fast
+on one device, but the reshape breaks spatial sharding). For each the script checks ``y``
 and the cotangents on the first batch element against a float64 NumPy reference, then reports
 compile-time facts (``cost_analysis`` bytes accessed and flops, ``memory_analysis`` temporary
 bytes, the residual bytes ``jax.vjp`` keeps), then times all of one ``C`` in interleaved rounds

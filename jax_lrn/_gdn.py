@@ -5,6 +5,7 @@ reparameterisation its layers train through (:func:`lower_bound`, :func:`reparam
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 from typing import Any
@@ -13,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import PartitionSpec as P
 
 from jax_lrn._lrn import _canonical_axis, _check_dtype, _check_param, _compute_dtype
 from jax_lrn._power import divide_by_power
@@ -23,19 +25,20 @@ REPARAM_OFFSET = 2.0**-18
 PEDESTAL = REPARAM_OFFSET**2
 
 # ---------------------------------------------------------------------------------------------
-# The computation: plain JAX under jax.checkpoint. The channel sum is one matrix product, whose
-# autodiff is already the closed-form backward; what autodiff adds is memory: it keeps |x|^alpha,
-# the pool and its power (four arrays the size of x besides x). Under jax.checkpoint the
-# backward keeps only the inputs and recomputes the forward, which at bls2017 sizes costs no
-# time (the stored arrays' traffic costs as much as the recomputation) and keeps every
-# transformation, forward mode included, that a custom_vjp would lose. docs/gdn.md has the
-# measurement.
+# The computation: a custom_vjp whose backward keeps only the inputs and recomputes the pool.
+# GDN is one C x C matrix product between elementwise steps; the backward differentiates the
+# elementwise steps with jax.vjp and transposes the product by hand, so that gamma's cotangent
+# is dot_general(|x|^alpha, t) over the positions with |x|^alpha first. Autodiff's transpose
+# of the product puts the cotangent first (dot_general(t, |x|^alpha), then a transpose), which
+# XLA:CPU lowers to a transposing copy of t and a general matrix product in place of its
+# library GEMM (1.2x to 1.75x slower for the whole VJP at bls2017 sizes; docs/gdn.md).
 # ---------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class _Config:
-  """The static arguments of the core (hashable: jax.checkpoint's static argument)."""
+  """The static arguments of the core (hashable: a static argument of custom_vjp and
+  jax.checkpoint)."""
 
   static_alpha: float | None
   static_epsilon: float | None
@@ -56,15 +59,40 @@ def _pool_input(u, alpha, static_alpha: float | None, rectified: bool):
 def _channel_sum(f, gamma, axis: int):
   """``sum_j f_j gamma[j, i]`` along ``axis`` (the output keeps ``f``'s layout).
 
-  A contraction of the channel axis alone, with every other axis kept as it is. Flattening
-  the positions into one axis first (a ``(positions, C) @ (C, C)`` product) makes autodiff's
-  ``gamma`` cotangent about 1.4x faster on XLA:CPU, but a reshape that merges a sharded
-  spatial axis with the batch axis is refused on Explicit meshes and costs an all-gather on
-  Auto ones (``tests/sharded/test_sharded_gdn.py``), so positions stay unflattened."""
+  A contraction of the channel axis alone, with every other axis kept as it is: flattening
+  the positions into one axis would merge a sharded spatial axis with the batch axis, which
+  Explicit meshes refuse and Auto ones pay for with an all-gather
+  (``tests/sharded/test_sharded_gdn.py``)."""
   if axis == f.ndim - 1:
     return f @ gamma
   pooled = lax.dot_general(f, gamma, (((axis,), (0,)), ((), ())))
   return jnp.moveaxis(pooled, -1, axis)
+
+
+def _spec_of(value, order=None):
+  """``value``'s partition spec (its axes permuted to ``order``) for the ``out_sharding`` of
+  a product, or None outside a mesh."""
+  if jax.sharding.get_abstract_mesh().empty:
+    return None
+  spec = tuple(jax.typeof(value).sharding.spec) + (None,) * value.ndim
+  return P(*(spec[d] for d in (order or range(value.ndim))))
+
+
+def _channel_sum_transpose(f, t, gamma, axis: int):
+  """The cotangents of :func:`_channel_sum` for the output cotangent ``t``: ``(df, dgamma)``.
+
+  ``dgamma[j, i] = sum over positions of f_j t_i`` contracts every axis but the channel one,
+  with ``f`` first: XLA:CPU then transposes ``f`` (recomputed from ``x`` in the same pass) and
+  runs its library GEMM. Autodiff's order, ``t`` first and the result transposed, becomes a
+  transposing copy of ``t`` and a slower general product (docs/gdn.md). As in autodiff, each
+  result takes the sharding of the argument it is the cotangent of: on an Explicit mesh that
+  shards positions, ``dgamma``'s sum over them is one all-reduce."""
+  positions = tuple(d for d in range(f.ndim) if d != axis)
+  dims = ((positions, positions), ((), ()))
+  dgamma = lax.dot_general(f, t, dims, out_sharding=_spec_of(gamma))
+  order = (*positions, axis)  # f's axes in the order of t @ gamma.T's result
+  df = lax.dot_general(t, gamma, (((axis,), (1,)), ((), ())), out_sharding=_spec_of(f, order))
+  return (df if axis == f.ndim - 1 else jnp.moveaxis(df, -1, axis)), dgamma
 
 
 def _multiply_by_power(v, s, epsilon, static_epsilon: float | None):
@@ -81,22 +109,55 @@ def _multiply_by_power(v, s, epsilon, static_epsilon: float | None):
   return v * jnp.where(epsilon == 0, 1.0, jnp.exp(epsilon * jnp.log(s))).astype(s.dtype)
 
 
-def _forward(cfg: _Config, x, beta, gamma, alpha, epsilon):
+def _pool_input_of_x(cfg: _Config, x, alpha):
+  """``(u, |u| ** alpha)`` with ``u`` = ``x`` in the compute dtype (rectified if asked)."""
   u = x.astype(_compute_dtype(x.dtype))
   if cfg.rectify:
     u = jnp.maximum(u, 0.0)
-  f = _pool_input(u, alpha, cfg.static_alpha, cfg.rectify)
-  shape = [1] * u.ndim
-  shape[cfg.axis] = -1
-  pool = _channel_sum(f, gamma, cfg.axis) + beta.reshape(shape)
+  return u, _pool_input(u, alpha, cfg.static_alpha, cfg.rectify)
+
+
+def _output(cfg: _Config, u, pool, epsilon):
+  """``u / pool ** epsilon`` (``u * pool ** epsilon`` for the inverse)."""
   if cfg.inverse:
-    y = _multiply_by_power(u, pool, epsilon, cfg.static_epsilon)
-  else:
-    y = divide_by_power(u, pool, epsilon, cfg.static_epsilon)
-  return y.astype(x.dtype)
+    return _multiply_by_power(u, pool, epsilon, cfg.static_epsilon)
+  return divide_by_power(u, pool, epsilon, cfg.static_epsilon)
 
 
-_gdn_core = jax.checkpoint(_forward, static_argnums=(0,))
+def _pool(cfg: _Config, f, beta, gamma):
+  shape = [1] * f.ndim
+  shape[cfg.axis] = -1
+  return _channel_sum(f, gamma, cfg.axis) + beta.reshape(shape)
+
+
+def _forward(cfg: _Config, x, beta, gamma, alpha, epsilon):
+  u, f = _pool_input_of_x(cfg, x, alpha)
+  return _output(cfg, u, _pool(cfg, f, beta, gamma), epsilon).astype(x.dtype)
+
+
+_gdn_core = functools.partial(jax.custom_vjp, nondiff_argnums=(0,))(_forward)
+
+
+def _gdn_core_fwd(cfg: _Config, x, beta, gamma, alpha, epsilon):
+  """Keeps the inputs alone (``x`` in its own dtype): the backward recomputes the pool."""
+  return _forward(cfg, x, beta, gamma, alpha, epsilon), (x, beta, gamma, alpha, epsilon)
+
+
+def _gdn_core_bwd(cfg: _Config, residuals, g):
+  """The elementwise steps by ``jax.vjp`` (the same code as the forward, fast paths
+  included), the matrix product transposed by :func:`_channel_sum_transpose`."""
+  x, beta, gamma, alpha, epsilon = residuals
+  (u, f), input_vjp = jax.vjp(lambda x, alpha: _pool_input_of_x(cfg, x, alpha), x, alpha)
+  pool = _pool(cfg, f, beta, gamma)
+  _, output_vjp = jax.vjp(lambda u, pool, epsilon: _output(cfg, u, pool, epsilon), u, pool, epsilon)
+  du, dpool, depsilon = output_vjp(g.astype(u.dtype))
+  df, dgamma = _channel_sum_transpose(f, dpool, gamma, cfg.axis)
+  dbeta = jnp.sum(dpool, axis=tuple(d for d in range(dpool.ndim) if d != cfg.axis))
+  dx, dalpha = input_vjp((du, df))
+  return dx, dbeta, dgamma, dalpha, depsilon
+
+
+_gdn_core.defvjp(_gdn_core_fwd, _gdn_core_bwd)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,8 +171,8 @@ def _check_bool(value, name: str) -> bool:
   return bool(value)
 
 
-def _check_weight(value, name: str, shape: tuple[int, ...], channel_axis: int):
-  """``beta`` or ``gamma`` as an array of ``shape``; concrete values must be ``>= 0``."""
+def _as_float_array(value, name: str):
+  """``value`` as a float16/bfloat16/float32/float64 array (NumPy or JAX, as given)."""
   if not isinstance(value, (jax.Array, np.ndarray)) and hasattr(value, "__jax_array__"):
     value = jnp.asarray(value)  # e.g. a flax.nnx.Param
   if not isinstance(value, (jax.Array, np.ndarray)):
@@ -125,10 +186,17 @@ def _check_weight(value, name: str, shape: tuple[int, ...], channel_axis: int):
       f"{value.dtype}."
     )
   _check_dtype(value.dtype, f"{name} must be a floating array of dtype")
+  return value
+
+
+def _check_weight(value, name: str, shape: tuple[int, ...], channel_axis: int, what=None):
+  """``beta`` or ``gamma`` as an array of ``shape`` (described as ``what``, by default
+  ``(C,)`` or ``(C, C)``); concrete values must be ``>= 0``."""
+  value = _as_float_array(value, name)
   if value.shape != shape:
-    what = "(C,)" if len(shape) == 1 else "(C, C)"
+    what = what or ("(C,)" if len(shape) == 1 else "(C, C)")
     raise ValueError(
-      f"{name} must have shape {what} = {shape} for the C = {shape[0]} channels of x along "
+      f"{name} must have shape {what} = {shape} for the C = {shape[-1]} channels of x along "
       f"channel_axis={channel_axis}, got shape {value.shape}."
     )
   try:
@@ -204,10 +272,13 @@ def gdn(
 
   ``beta``, ``gamma``, ``alpha`` and ``epsilon`` may be traced arrays, with gradients (a
   learnable GDN: see :class:`jax_lrn.nnx.GDN` for the non-negative reparameterisation the
-  references train through). Every JAX transformation applies: ``jit``, ``vmap``, ``grad`` to
-  any order, forward mode. Differentiation is JAX's autodiff under ``jax.checkpoint``: the
-  backward keeps only the inputs (``x`` in its own dtype, ``beta``, ``gamma``) and recomputes
-  the pool, instead of keeping four more arrays the size of ``x``.
+  references train through). ``jit``, ``vmap``, ``grad`` to any order and forward-over-reverse
+  (``jax.hessian``, Hessian-vector products) apply; forward mode on ``gdn`` itself
+  (``jax.jvp``, ``jax.jacfwd``) does not, as for :func:`jax_lrn.lrn`. The backward is a
+  ``custom_vjp`` that keeps only the inputs (``x`` in its own dtype, ``beta``, ``gamma``)
+  instead of four more arrays the size of ``x``, recomputes the pool, and transposes the
+  channel product in the operand order XLA:CPU runs as one library GEMM (docs/gdn.md: 1.2x to
+  1.75x faster than autodiff for the full VJP at bls2017 sizes in the measured runs).
 
   Args:
     x: floating array of rank ``>= 1``, e.g. ``(N, H, W, C)`` with ``channel_axis=-1`` or
@@ -248,24 +319,153 @@ def gdn(
     >>> gdn(x, beta, gamma, alpha=1.0, epsilon=1.0)  # [3 / 1, -4 / (1 + |3|)]
     Array([[ 3., -1.]], dtype=float32)
   """
+  x, cfg, beta, alpha, epsilon = _arguments(
+    "gdn", x, beta, alpha, epsilon, inverse, rectify, channel_axis, min_rank=1
+  )
+  channels = x.shape[cfg.axis]
+  gamma = _check_weight(gamma, "gamma", (channels, channels), channel_axis)
+  gamma = jnp.asarray(gamma).astype(beta.dtype)
+  return _gdn_core(cfg, x, beta, gamma, alpha, epsilon)
+
+
+def _arguments(function, x, beta, alpha, epsilon, inverse, rectify, channel_axis, min_rank):
+  """What :func:`gdn` and :func:`spatial_gdn` check alike: ``(x, config, beta, alpha,
+  epsilon)``, the last three as arrays of the compute dtype."""
   if not isinstance(x, jax.Array):
     x = jnp.asarray(x)
   dtype = _check_dtype(x.dtype, "x must be a floating array of dtype")
-  if x.ndim < 1:
-    raise ValueError("gdn needs an input of rank >= 1 (an axis of channels), got a scalar.")
+  if x.ndim < min_rank:
+    what = "an axis of channels" if min_rank == 1 else "batch, spatial and channel axes"
+    raise ValueError(
+      f"{function} needs an input of rank >= {min_rank} ({what}), got shape {x.shape}."
+    )
   axis = _canonical_axis(channel_axis, x.ndim, "channel_axis")
   inverse = _check_bool(inverse, "inverse")
   rectify = _check_bool(rectify, "rectify")
   alpha, static_alpha = check_exponent(alpha, "alpha")
   epsilon, static_epsilon = check_exponent(epsilon, "epsilon")
-  channels = x.shape[axis]
-  beta = _check_weight(beta, "beta", (channels,), channel_axis)
-  gamma = _check_weight(gamma, "gamma", (channels, channels), channel_axis)
+  beta = _check_weight(beta, "beta", (x.shape[axis],), channel_axis)
   compute = _compute_dtype(dtype)
-  beta, gamma = jnp.asarray(beta).astype(compute), jnp.asarray(gamma).astype(compute)
+  beta = jnp.asarray(beta).astype(compute)
   alpha, epsilon = (jnp.asarray(p).astype(compute) for p in (alpha, epsilon))
   cfg = _Config(static_alpha, static_epsilon, inverse, rectify, axis)
-  return _gdn_core(cfg, x, beta, gamma, alpha, epsilon)
+  return x, cfg, beta, alpha, epsilon
+
+
+# ---------------------------------------------------------------------------------------------
+# Spatial GDN: the pool is a convolution over a window of positions.
+# ---------------------------------------------------------------------------------------------
+
+
+def _spatial_forward(cfg: _Config, x, beta, gamma, alpha, epsilon):
+  u, f = _pool_input_of_x(cfg, x, alpha)
+  spatial = tuple(d for d in range(1, x.ndim) if d != cfg.axis)
+  window = tuple(range(gamma.ndim - 2))
+  numbers = lax.ConvDimensionNumbers(
+    lhs_spec=(0, cfg.axis, *spatial),
+    rhs_spec=(gamma.ndim - 1, gamma.ndim - 2, *window),
+    out_spec=(0, cfg.axis, *spatial),
+  )
+  pooled = lax.conv_general_dilated(f, gamma, (1,) * len(window), "SAME", dimension_numbers=numbers)
+  shape = [1] * x.ndim
+  shape[cfg.axis] = -1
+  return _output(cfg, u, pooled + beta.reshape(shape), epsilon).astype(x.dtype)
+
+
+_spatial_gdn_core = jax.checkpoint(_spatial_forward, static_argnums=(0,))
+
+
+def spatial_gdn(
+  x: jax.typing.ArrayLike,
+  beta: jax.typing.ArrayLike,
+  gamma: jax.typing.ArrayLike,
+  *,
+  alpha: float | jax.Array = 2.0,
+  epsilon: float | jax.Array = 0.5,
+  inverse: bool = False,
+  rectify: bool = False,
+  channel_axis: int = -1,
+) -> jax.Array:
+  r"""GDN whose pool also runs over a spatial neighbourhood (Ballé et al. 2016; the
+  divisive normalizations of neuroscience models such as Burg et al. 2021).
+
+  .. math::
+
+    y_i(p) = \frac{x_i(p)}{\bigl(\beta_i + \sum_{o} \sum_j \gamma_{o, j, i} \,
+    |x_j(p + o - c)|^{\alpha}\bigr)^{\epsilon}}
+
+  ``p`` runs over the spatial positions, ``o`` over the window, the leading dimensions of
+  ``gamma`` (``gamma[*o, j, i]`` weighs input channel ``j`` at window index ``o`` in output
+  channel ``i``: the ``HWIO`` kernel layout of :func:`jax.lax.conv_general_dilated`), and
+  ``c = (window - 1) // 2`` per spatial axis: for an odd window size the window is centred
+  on ``p``; for an even one it reaches one position further after ``p`` than before it
+  (XLA's ``"SAME"`` padding). Positions outside ``x`` count as 0 (zero padding), and the
+  output has ``x``'s shape. The sum is a cross-correlation, as in every convolution layer
+  (the window is not flipped).
+
+  Everything else is :func:`gdn`'s: ``alpha``, ``epsilon``, ``inverse``, ``rectify``, the
+  ``|x|`` in the pool, traced (learnable) parameters with gradients, 16-bit inputs computed
+  in float32, the fast paths for ``alpha`` in {1, 2} and ``epsilon`` in {0.5, 1}. A window of
+  ones (``gamma`` of shape ``(1, 1, C, C)`` for images) is :func:`gdn` itself, which then
+  runs (its results are identical). Otherwise the pool is one
+  :func:`jax.lax.conv_general_dilated` at JAX's default precision (full float32 on CPU; on GPU
+  and TPU use ``jax.default_matmul_precision("highest")`` for float32-exact sums).
+  Differentiation is JAX's autodiff under ``jax.checkpoint`` (the backward keeps the inputs
+  and recomputes the pool): every transformation applies, forward mode included, except for
+  a window of ones, which differentiates as :func:`gdn` does (no forward mode).
+
+  Args:
+    x: floating array ``(N, *spatial, C)`` (``channel_axis=-1``) or ``(N, C, *spatial)``
+      (``channel_axis=1``): a batch axis first, a channel axis, and one spatial axis or more
+      (as many as ``gamma`` has window dimensions).
+    beta: floating array of shape ``(C,)``, ``>= 0``.
+    gamma: floating array of shape ``(*window, C, C)``, ``>= 0``, with ``len(window) =
+      x.ndim - 2``.
+    alpha: exponent of ``|x_j|``: a real number ``> 0`` or a real scalar array.
+    epsilon: exponent of the pool: a real number ``>= 0`` or a real scalar array.
+    inverse: multiply by the pool's power instead (spatial IGDN).
+    rectify: apply ``max(x, 0)`` to ``x`` first.
+    channel_axis: the channel axis, an int other than the batch axis 0.
+
+  Returns:
+    Array of the same shape and dtype as ``x``.
+
+  Raises:
+    TypeError: as :func:`gdn`.
+    ValueError: as :func:`gdn`; also ``x`` of rank < 3, ``channel_axis`` naming the batch
+      axis 0, and ``gamma`` whose rank is not ``x.ndim`` or whose last two dimensions are not
+      ``(C, C)``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jax_lrn import spatial_gdn
+    >>> x = jnp.array([[[1.0], [2.0], [3.0]]], jnp.float32)  # (N, W, C) = (1, 3, 1)
+    >>> beta, gamma = jnp.ones(1, jnp.float32), jnp.ones((3, 1, 1), jnp.float32)
+    >>> spatial_gdn(x, beta, gamma, alpha=1.0, epsilon=1.0)  # x / (1 + |x| summed over 3)
+    Array([[[0.25     ],
+            [0.2857143],
+            [0.5      ]]], dtype=float32)
+  """
+  x, cfg, beta, alpha, epsilon = _arguments(
+    "spatial_gdn", x, beta, alpha, epsilon, inverse, rectify, channel_axis, min_rank=3
+  )
+  if cfg.axis == 0:
+    raise ValueError(
+      f"channel_axis={channel_axis} names axis 0, which spatial_gdn takes as the batch axis."
+    )
+  channels = x.shape[cfg.axis]
+  gamma = _as_float_array(gamma, "gamma")
+  if gamma.ndim != x.ndim:
+    raise ValueError(
+      f"gamma must have shape (*window, C, C) with one window dimension per spatial axis of x "
+      f"({x.ndim - 2} for x of shape {x.shape}), got shape {gamma.shape}."
+    )
+  shape = (*gamma.shape[:-2], channels, channels)
+  gamma = _check_weight(gamma, "gamma", shape, channel_axis, what="(*window, C, C)")
+  gamma = jnp.asarray(gamma).astype(beta.dtype)
+  if all(n == 1 for n in gamma.shape[:-2]):
+    return _gdn_core(cfg, x, beta, gamma.reshape(channels, channels), alpha, epsilon)
+  return _spatial_gdn_core(cfg, x, beta, gamma, alpha, epsilon)
 
 
 # ---------------------------------------------------------------------------------------------

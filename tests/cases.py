@@ -1,5 +1,6 @@
 """Shared test cases: shapes, axes and tolerances used across the test modules."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -83,3 +84,17 @@ def require(module: str) -> None:
     if os.environ.get("CI"):
       pytest.fail(message, pytrace=False)
     pytest.skip(message, allow_module_level=True)
+
+
+def assert_vmap_equals_loop(f, args, rtol_y=1e-14, rtol_grad=1e-12):
+  """``jax.vmap(f)`` over the leading axis of every argument, and its gradients with respect
+  to the first and third argument (``x`` and ``gamma`` of a GDN), against a Python loop."""
+  n = args[0].shape[0]
+  got = jax.vmap(f)(*args)
+  for i in range(n):
+    np.testing.assert_allclose(got[i], f(*(a[i] for a in args)), rtol=rtol_y)
+  grad = jax.grad(lambda *a: jnp.sum(f(*a) ** 2), argnums=(0, 2))
+  grads = jax.vmap(grad)(*args)
+  for i in range(n):
+    for a, b in zip(grads, grad(*(a[i] for a in args))):
+      np.testing.assert_allclose(a[i], b, rtol=rtol_grad)

@@ -104,3 +104,33 @@ def gdn_and_vjp(
         grads["epsilon"] += gv[i] * yv[i] * np.log(pool[i]) * (1.0 if inverse else -1.0)
     grads["x"][pos] = dr * (xv > 0) if rectify else dr
   return y, grads
+
+
+def spatial_gdn(
+  x, beta, gamma, *, alpha=2.0, epsilon=0.5, inverse=False, rectify=False, channel_axis=-1
+):
+  """Spatial GDN in float64, from its formula with a loop over the window:
+
+      P_i(p) = beta_i + sum_o sum_j gamma[o, j, i] |r_j(p + o - c)|**alpha,   c = (k - 1) // 2
+
+  for ``x`` of shape ``(N, *spatial, C)`` (or with the channels at ``channel_axis``) and
+  ``gamma`` of shape ``(*k, C, C)``; positions outside ``x`` count as 0."""
+  x = np.moveaxis(np.asarray(x, np.float64), channel_axis, -1)
+  beta, gamma = np.asarray(beta, np.float64), np.asarray(gamma, np.float64)
+  r = np.maximum(x, 0.0) if rectify else x
+  f = np.abs(r) ** alpha
+  window = gamma.shape[:-2]
+  spatial = x.shape[1:-1]
+  pool = np.broadcast_to(beta, x.shape).copy()
+  for offset in np.ndindex(*window):
+    shift = [o - (k - 1) // 2 for o, k in zip(offset, window)]
+    for position in np.ndindex(*spatial):
+      source = [p + s for p, s in zip(position, shift)]
+      if all(0 <= q < n for q, n in zip(source, spatial)):
+        for i in range(x.shape[-1]):
+          for j in range(x.shape[-1]):
+            pool[(slice(None), *position, i)] += (
+              gamma[(*offset, j, i)] * f[(slice(None), *source, j)]
+            )
+  y = r * pool**epsilon if inverse else r / pool**epsilon
+  return np.moveaxis(y, -1, channel_axis)

@@ -13,7 +13,7 @@ from jax.test_util import check_grads
 from jax_lrn import gdn
 
 import gdn_reference
-from cases import RTOL, random_input
+from cases import RTOL, assert_vmap_equals_loop, random_input
 
 # (shape, channel_axis)
 CASES = [
@@ -133,7 +133,8 @@ def test_static_exponents_match_traced(rng, alpha, epsilon, inverse):
 @pytest.mark.parametrize("inverse", [False, True])
 @pytest.mark.parametrize("axis", [-1, 1])
 def test_check_grads_order2(rng, alpha, epsilon, inverse, axis):
-  """Numerical gradients, reverse and forward mode, to second order, in every argument."""
+  """Numerical gradients to second order in every argument (reverse mode: gdn is a
+  custom_vjp; forward-over-reverse is tested below)."""
   x, _ = random_input(rng, (2, 4, 3), jnp.float64)
   x = x + jnp.sign(x) * 0.2  # away from 0, where |x| has a kink
   beta, gamma = weights(rng, x.shape[axis])
@@ -142,7 +143,7 @@ def test_check_grads_order2(rng, alpha, epsilon, inverse, axis):
   def f(x, beta, gamma, a, e):
     return gdn(x, beta, gamma, alpha=a, epsilon=e, inverse=inverse, channel_axis=axis)
 
-  check_grads(f, (x, beta, gamma, alpha, epsilon), order=2, modes=("rev", "fwd"), eps=1e-4)
+  check_grads(f, (x, beta, gamma, alpha, epsilon), order=2, modes=("rev",), eps=1e-4)
 
 
 def test_rectify_gradient_is_zero_below_zero(rng):
@@ -173,19 +174,7 @@ def test_vmap_equals_loop(rng, inverse):
   x, _ = random_input(rng, (3, 4, 5), jnp.float64)
   betas = jnp.stack([weights(rng, 5)[0] for _ in range(3)])
   gammas = jnp.stack([weights(rng, 5)[1] for _ in range(3)])
-  f = lambda x, b, g: gdn(x, b, g, inverse=inverse)  # noqa: E731
-  got = jax.vmap(f)(x, betas, gammas)
-  want = jnp.stack([f(x[i], betas[i], gammas[i]) for i in range(3)])
-  np.testing.assert_allclose(got, want, rtol=1e-14)
-  grads = jax.vmap(jax.grad(lambda x, b, g: jnp.sum(f(x, b, g) ** 2), argnums=(0, 2)))(
-    x, betas, gammas
-  )
-  for i in range(3):
-    loop = jax.grad(lambda x, b, g: jnp.sum(f(x, b, g) ** 2), argnums=(0, 2))(
-      x[i], betas[i], gammas[i]
-    )
-    for a, b in zip(grads, loop):
-      np.testing.assert_allclose(a[i], b, rtol=1e-12)
+  assert_vmap_equals_loop(lambda x, b, g: gdn(x, b, g, inverse=inverse), (x, betas, gammas))
 
 
 def test_grad_of_grad_matches_reference_hessian_vector(rng):
