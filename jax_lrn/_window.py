@@ -22,7 +22,10 @@ summed separably, one axis at a time, by one of four implementations:
 
 * CPU: ``"shifted"`` (measured by ``benchmarks/bench_lrn.py``: the fused loops read each input
   and write each output once, while every ``reduce_window`` adds a pass of its own over memory;
-  plain autodiff of one ``reduce_window`` was 4.5x slower in the dx-only context).
+  plain autodiff of one ``reduce_window`` was 4.5x slower in the dx-only context). Within
+  channel, where the inner axis' ``reduce_window`` stores partial sums between passes, arrays of
+  several ``CPU_BLOCK_ELEMENTS`` are computed in blocks of rows of axis 0 (:func:`in_blocks`),
+  so that those passes stay in the caches.
 * GPU (CUDA): ``"reduce_window"`` across channels, ``"shifted_squares"`` within channel,
   measured by ``benchmarks/device_check.py`` on an H200 (two runs, 36 shapes x layouts x
   dtypes): within channel the squares of shifts took 0.72x ``reduce_window``'s time for y and
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 
 import jax
@@ -63,6 +67,12 @@ SQUARES_OF_SHIFTS = ("shifted_squares", "matmul")
 
 # Windows longer than this along an axis are summed with reduce_window whatever the platform.
 SHIFTED_MAX_SIZE = 16
+
+# On CPU, within-channel windows over arrays of at least two blocks of this many elements are
+# computed in blocks of whole rows of axis 0, so that each block's passes read and write the
+# caches rather than memory (see in_blocks). 2**21 float32 elements are 8 MiB: a block's x, its
+# partial sums and its output fit in a 32 MiB last-level cache.
+CPU_BLOCK_ELEMENTS = 1 << 21
 
 
 def window_extent(size: int, even_placement: str) -> tuple[int, int]:
@@ -204,15 +214,6 @@ def matmul_sum_along(v, axis: int, pad: tuple[int, int]):
   return jnp.moveaxis(out, -1, axis)
 
 
-def _platform_sum_along(v, axis: int, pad: tuple[int, int]):
-  """The platform's choice (see the module docstring): shifted on CPU, reduce_window elsewhere."""
-  return lax.platform_dependent(
-    v,
-    cpu=functools.partial(shifted_sum_along, axis=axis, pad=pad),
-    default=functools.partial(reduce_window_sum_along, axis=axis, pad=pad),
-  )
-
-
 def tpu_implementation(cfg: WindowConfig) -> str:
   """The TPU's choice (see the module docstring): ``"matmul"`` for one window axis (across
   channels), ``"shifted_squares"`` for several (within channel)."""
@@ -225,19 +226,90 @@ def cuda_implementation(cfg: WindowConfig) -> str:
   return "reduce_window" if len(cfg.axes) == 1 else "shifted_squares"
 
 
+def _block_rows(x, cfg: WindowConfig) -> int | None:
+  """How many rows of axis 0 each block of :func:`in_blocks` holds (the most that divide the
+  axis and fit in ``CPU_BLOCK_ELEMENTS``), or ``None`` where ``x`` is not split: a window over
+  one axis (across channels), axis 0 a window axis or symbolic, an explicitly sharded array,
+  fewer than two rows per block or fewer than two blocks.
+
+  Measured with ``benchmarks/bench_lrn.py``-style rounds on AlexNet conv1 (float32, NHWC): a
+  within-channel 5x5 window in blocks of 4 rows took 0.5x, 0.4x and 0.5x the time of the whole
+  array at once (forward, dx only, y and dx). Across channels blocks took 5x longer: inside the
+  loop XLA:CPU fuses the block's slice of ``x`` with the shifted copies of the channel sum,
+  which no longer vectorise; blocks of one row added a copy of the whole array."""
+  if len(cfg.axes) < 2 or 0 in cfg.axes or not all(isinstance(d, int) for d in x.shape):
+    return None
+  if any(_explicit_mesh_axes(x, axis) for axis in range(x.ndim)):
+    return None
+  rows, row = x.shape[0], math.prod(x.shape[1:])
+  fitting = [b for b in range(2, rows + 1) if rows % b == 0 and b * row <= CPU_BLOCK_ELEMENTS]
+  if not fitting or rows // max(fitting) < 2:
+    return None
+  return max(fitting)
+
+
+def in_blocks(fn: Callable, cfg: WindowConfig, x, *args):
+  """``fn(cfg, x, *args)`` computed block by block along axis 0 (``lax.map``), so that what one
+  block's passes store between them stays in the CPU's caches instead of going to memory.
+
+  Every argument of ``x``'s shape (``x``, the cotangent) is split into blocks; every output of
+  that shape is put back together, and every scalar output (a sum over the array: the
+  parameters' cotangents) is the sum of the blocks' values. Where :func:`_block_rows` says no,
+  it is ``fn(cfg, x, *args)`` itself."""
+  rows_per_block = _block_rows(x, cfg)
+  if rows_per_block is None:
+    return fn(cfg, x, *args)
+  shape = x.shape
+  blocked = (shape[0] // rows_per_block, rows_per_block, *shape[1:])
+  split = [i for i, a in enumerate(args) if getattr(a, "shape", None) == shape]
+  dtypes = [x.dtype] + [args[i].dtype for i in split]
+
+  def block(parts):
+    x_block, *others = (_from_bits(part, dtype) for part, dtype in zip(parts, dtypes))
+    block_args = list(args)
+    for i, part in zip(split, others):
+      block_args[i] = part
+    out = fn(cfg, x_block, *block_args)
+    return jax.tree.map(lambda o: _to_bits(o) if o.shape == blocked[1:] else o, out)
+
+  out_dtypes = jax.tree.map(lambda o: o.dtype, jax.eval_shape(functools.partial(fn, cfg), x, *args))
+  out = lax.map(block, [_to_bits(a).reshape(blocked) for a in [x] + [args[i] for i in split]])
+  return jax.tree.map(
+    lambda o, dtype: _from_bits(o.reshape(shape), dtype) if o.shape == blocked else o.sum(0),
+    out,
+    out_dtypes,
+  )
+
+
+def _to_bits(v):
+  """A 16-bit float array as the unsigned integers of its bits; other arrays as they are. Given
+  a bfloat16 block to slice inside the loop of :func:`in_blocks`, XLA:CPU slices a float32
+  copy of the whole array, made before the loop: a bfloat16 within-channel 5x5 window (AlexNet
+  conv1, NHWC) then took 2.0x, 1.4x and 1.2x the time of the whole array at once (forward, dx
+  only, y and dx); through the bits, 0.6x, 0.6x and 0.5x."""
+  return lax.bitcast_convert_type(v, jnp.uint16) if v.dtype.itemsize == 2 else v
+
+
+def _from_bits(v, dtype):
+  """The inverse of :func:`_to_bits`."""
+  return lax.bitcast_convert_type(v, dtype) if v.dtype != dtype else v
+
+
 def per_platform(fn: Callable, cfg: WindowConfig, *args):
   """``fn(cfg, *args)``; where ``cfg.implementation`` is ``None``, one call per platform with
   that platform's implementation, chosen by ``lax.platform_dependent`` (a program lowered for
-  one platform contains only its own)."""
+  one platform contains only its own). On CPU the call goes through :func:`in_blocks` (its
+  first argument is the array)."""
   if cfg.implementation is not None:
     return fn(cfg, *args)
 
   def using(implementation: str) -> Callable:
     return functools.partial(fn, dataclasses.replace(cfg, implementation=implementation))
 
+  shifted = dataclasses.replace(cfg, implementation="shifted")
   return lax.platform_dependent(
     *args,
-    cpu=using("shifted"),
+    cpu=lambda *args: in_blocks(fn, shifted, *args),
     cuda=using(cuda_implementation(cfg)),
     tpu=using(tpu_implementation(cfg)),
     default=using("reduce_window"),
@@ -253,7 +325,7 @@ def _sum_along(v, axis: int, pad: tuple[int, int], implementation: str | None):
   elif implementation == "shifted":
     chosen = shifted_sum_along
   else:
-    chosen = _platform_sum_along
+    raise ValueError(f"a window sum needs a concrete implementation, got {implementation!r}")
   return _on_mesh(functools.partial(chosen, axis=axis, pad=pad), v, axis)
 
 
@@ -299,8 +371,11 @@ def window_sum(v, cfg: WindowConfig, *, transpose: bool = False):
   """``sum_{j in W(i)} v_j``, zero-padded; with ``transpose``, ``sum_{i : j in W(i)} v_i``.
 
   The transpose (the adjoint, over the mirrored window) equals the plain sum for odd sizes; for
-  even sizes the window's two halves swap.
+  even sizes the window's two halves swap. ``cfg.implementation=None`` sums with each
+  platform's implementation (:func:`per_platform`), as :func:`jax_lrn.lrn` does.
   """
+  if cfg.implementation is None:
+    return per_platform(lambda cfg, v: window_sum(v, cfg, transpose=transpose), cfg, v)
   if cfg.implementation in SQUARES_OF_SHIFTS:
     # The backward's cotangent window: a banded matrix product per axis ("matmul"), or one
     # reduce_window per axis ("shifted_squares"), never shifted copies (see window_sum_of_squares).
