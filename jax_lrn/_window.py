@@ -23,9 +23,10 @@ summed separably, one axis at a time, by one of four implementations:
 * CPU: ``"shifted"`` (measured by ``benchmarks/bench_lrn.py``: the fused loops read each input
   and write each output once, while every ``reduce_window`` adds a pass of its own over memory;
   plain autodiff of one ``reduce_window`` was 4.5x slower in the dx-only context). Within
-  channel, where the inner axis' ``reduce_window`` stores partial sums between passes, arrays of
-  several ``CPU_BLOCK_ELEMENTS`` are computed in blocks of rows of axis 0 (:func:`in_blocks`),
-  so that those passes stay in the caches.
+  channel, where the inner axis' ``reduce_window`` stores partial sums between passes, float32
+  and float64 arrays of several ``CPU_BLOCK_ELEMENTS`` whose last axis is not in the window
+  (NHWC) are computed in blocks of rows of axis 0 (:func:`in_blocks`), so that those passes
+  stay in the caches.
 * GPU (CUDA): ``"reduce_window"`` across channels, ``"shifted_squares"`` within channel,
   measured by ``benchmarks/device_check.py`` on an H200 (two runs, 36 shapes x layouts x
   dtypes): within channel the squares of shifts took 0.72x ``reduce_window``'s time for y and
@@ -68,9 +69,10 @@ SQUARES_OF_SHIFTS = ("shifted_squares", "matmul")
 # Windows longer than this along an axis are summed with reduce_window whatever the platform.
 SHIFTED_MAX_SIZE = 16
 
-# On CPU, within-channel windows over arrays of at least two blocks of this many elements are
-# computed in blocks of whole rows of axis 0, so that each block's passes read and write the
-# caches rather than memory (see in_blocks). 2**21 float32 elements are 8 MiB: a block's x, its
+# On CPU, float32 and float64 within-channel windows that leave the last axis out (NHWC) over
+# arrays of at least two blocks of this many elements are computed in blocks of whole rows of
+# axis 0, so that each block's passes read and write the caches rather than memory (see
+# in_blocks and _block_rows). 2**21 float32 elements are 8 MiB: a block's x, its
 # partial sums and its output fit in a 32 MiB last-level cache.
 CPU_BLOCK_ELEMENTS = 1 << 21
 
@@ -228,16 +230,25 @@ def cuda_implementation(cfg: WindowConfig) -> str:
 
 def _block_rows(x, cfg: WindowConfig) -> int | None:
   """How many rows of axis 0 each block of :func:`in_blocks` holds (the most that divide the
-  axis and fit in ``CPU_BLOCK_ELEMENTS``), or ``None`` where ``x`` is not split: a window over
-  one axis (across channels), axis 0 a window axis or symbolic, an explicitly sharded array,
-  fewer than two rows per block or fewer than two blocks.
+  axis and fit in ``CPU_BLOCK_ELEMENTS``), or ``None`` where ``x`` is not split: other than a
+  float32 or float64 window over several axes none of which is the last (NHWC within channel),
+  axis 0 a window axis or symbolic, an explicitly sharded array, fewer than two rows per block
+  or fewer than two blocks.
 
-  Measured with ``benchmarks/bench_lrn.py``-style rounds on AlexNet conv1 (float32, NHWC): a
-  within-channel 5x5 window in blocks of 4 rows took 0.5x, 0.4x and 0.5x the time of the whole
-  array at once (forward, dx only, y and dx). Across channels blocks took 5x longer: inside the
-  loop XLA:CPU fuses the block's slice of ``x`` with the shifted copies of the channel sum,
-  which no longer vectorise; blocks of one row added a copy of the whole array."""
-  if len(cfg.axes) < 2 or 0 in cfg.axes or not all(isinstance(d, int) for d in x.shape):
+  Measured with ``benchmarks/bench_lrn.py``-style rounds on AlexNet conv1 (within 5x5, the old
+  and the blocked program in the same rounds, a quiet moment of a shared 2-core machine): NHWC
+  float32 in blocks of 4 rows took 0.90x, 0.69x and 0.98x the time of the whole array at once
+  (forward, dx only, y and dx); NCHW float32 1.25x, 0.95x and 1.37x; bfloat16 NHWC 1.69x,
+  1.20x and 1.70x (its blocks sliced as ``uint16`` bits: sliced as bfloat16, XLA:CPU widened
+  the whole array to float32 before the loop, slower still). With glibc's
+  default allocation, which page-faults every large output in anew, blocks were faster in all
+  of those (NCHW float32 0.47x-0.67x), but the tunable that reuses memory is the measured
+  default. Across channels blocks took 4-5x longer: inside the loop XLA:CPU fuses the block's
+  slice of ``x`` with the shifted copies of the channel sum, which no longer vectorise; blocks
+  of one row added a copy of the whole array."""
+  if len(cfg.axes) < 2 or 0 in cfg.axes or x.ndim - 1 in cfg.axes:
+    return None
+  if x.dtype not in (np.float32, np.float64) or not all(isinstance(d, int) for d in x.shape):
     return None
   if any(_explicit_mesh_axes(x, axis) for axis in range(x.ndim)):
     return None
@@ -262,32 +273,16 @@ def in_blocks(fn: Callable, cfg: WindowConfig, x, *args):
   shape = x.shape
   blocked = (shape[0] // rows_per_block, rows_per_block, *shape[1:])
   split = [i for i, a in enumerate(args) if getattr(a, "shape", None) == shape]
-  dtypes = [x.dtype] + [args[i].dtype for i in split]
 
   def block(parts):
-    x_block, *others = (_from_bits(part, dtype) for part, dtype in zip(parts, dtypes))
+    x_block, *others = parts
     block_args = list(args)
     for i, part in zip(split, others):
       block_args[i] = part
     return fn(cfg, x_block, *block_args)
 
-  out = lax.map(block, [_to_bits(a).reshape(blocked) for a in [x] + [args[i] for i in split]])
+  out = lax.map(block, [a.reshape(blocked) for a in [x] + [args[i] for i in split]])
   return jax.tree.map(lambda o: o.reshape(shape) if o.shape == blocked else o.sum(0), out)
-
-
-def _to_bits(v):
-  """A 16-bit float array as the unsigned integers of its bits; other arrays as they are. Given
-  a bfloat16 array to slice inside the loop of :func:`in_blocks`, XLA:CPU slices a float32
-  copy of the whole array, made before the loop: a bfloat16 within-channel 5x5 window (AlexNet
-  conv1, NHWC) then took 2.0x, 1.4x and 1.2x the time of the whole array at once (forward, dx
-  only, y and dx); through the bits, 0.6x, 0.6x and 0.5x. (XLA:CPU copies the array to
-  reinterpret its bits; the outputs, written into by the loop, need no such detour.)"""
-  return lax.bitcast_convert_type(v, jnp.uint16) if v.dtype.itemsize == 2 else v
-
-
-def _from_bits(v, dtype):
-  """The inverse of :func:`_to_bits`."""
-  return lax.bitcast_convert_type(v, dtype) if v.dtype != dtype else v
 
 
 def per_platform(fn: Callable, cfg: WindowConfig, *args):
