@@ -626,7 +626,9 @@ def lrn(
     even_placement: where the larger half of an even-size window goes: ``"before"`` (PyTorch)
       or ``"after"`` (ONNX, cuDNN), case-insensitive. No effect for odd sizes.
     implementation: how the window sums are computed: ``None`` (default) picks per platform
-      (``"shifted"`` on CPU; ``"reduce_window"`` across channels and ``"shifted_squares"``
+      (``"shifted"`` on CPU, where float32 and float64 windows within channel that leave the
+      last axis out, over large arrays, run in blocks of rows of axis 0 that stay in the
+      caches; ``"reduce_window"`` across channels and ``"shifted_squares"``
       within channel on CUDA GPUs; ``"matmul"`` across channels and ``"shifted_squares"``
       within channel on TPU; ``"reduce_window"`` elsewhere; also inside a program exported for
       several platforms); ``"shifted"`` adds shifted copies of ``x**2`` along the last window axis,

@@ -1,12 +1,18 @@
 """Window sums: every implementation, the per-platform choice, windows longer than their axis."""
 
+import dataclasses
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import export
 
-from jax_lrn import lrn
+import jax_lrn._window
+from jax_lrn import compat, lrn
+from jax_lrn._lrn import window_config
+from jax_lrn._window import cuda_implementation, tpu_implementation, window_sum
 
 import reference
 from cases import RTOL, equations, random_input
@@ -50,15 +56,19 @@ def test_tpu_implementations_second_order(rng, implementation, shape, size, kw):
   squares of shifts transposed) equals grad-of-grad through the shifted implementation's."""
   x, _ = random_input(rng, shape, jnp.float64, scale=2.0)
   v = jnp.asarray(rng.normal(size=shape))
-
-  def gradgrad(impl):
-    f = lambda x: lrn(x, size, 0.7, 0.6, 1.5, implementation=impl, **kw)  # noqa: E731
-    inner = jax.grad(lambda x: jnp.sum(f(x) * v))
-    return jax.grad(lambda x: jnp.sum(inner(x) ** 2))(x)
-
   np.testing.assert_allclose(
-    np.asarray(gradgrad(implementation)), np.asarray(gradgrad("shifted")), rtol=1e-10, atol=1e-12
+    np.asarray(_grad_of_grad(x, v, size, kw, implementation)),
+    np.asarray(_grad_of_grad(x, v, size, kw, "shifted")),
+    rtol=1e-10,
+    atol=1e-12,
   )
+
+
+def _grad_of_grad(x, v, size, kw, implementation):
+  """The gradient of ``sum(grad(sum(lrn(x) * v)) ** 2)``: differentiates the backward."""
+  f = lambda x: lrn(x, size, 0.7, 0.6, 1.5, implementation=implementation, **kw)  # noqa: E731
+  inner = jax.grad(lambda x: jnp.sum(f(x) * v))
+  return jax.grad(lambda x: jnp.sum(inner(x) ** 2))(x)
 
 
 @pytest.mark.parametrize("implementation", ["shifted_squares", "matmul"])
@@ -166,3 +176,143 @@ def test_windows_longer_than_their_axis(rng, implementation, shape, kw, window_a
     ry, rdx, *_ = reference.lrn_and_grads(x64, g64, same, alpha, **kw)
     np.testing.assert_allclose(np.asarray(y), ry, rtol=1e-12)
     np.testing.assert_allclose(np.asarray(dx), rdx, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("platform", ["cpu", "cuda", "tpu"])
+def test_window_sums_without_an_implementation_use_the_platform_choice(platform):
+  """A window sum asked for with ``implementation=None`` (cuda-convnet's cnorm sums its local
+  means and squares that way) lowers, for each platform, to that platform's choice for lrn:
+  shifted copies on CPU (pads, the inner axis a reduce_window), one reduce_window over both
+  spatial axes on CUDA and TPU (squares of shifts within channel). Before, such sums took an
+  older rule of their own: per-axis reduce_windows off the CPU."""
+  spec = jax.ShapeDtypeStruct((2, 4, 6, 6), jnp.float32)
+  cnorm = jax.jit(lambda x: compat.cuda_convnet(x, "cnorm", 3, 1.0, 0.5))
+  text = export.export(cnorm, platforms=(platform,))(spec).mlir_module()
+  windows = re.findall(r"window_dimensions = array<i64: ([\d, ]*)>", text)
+  if platform == "cpu":
+    assert "stablehlo.pad" in text
+    assert windows == ["1, 1, 3, 1"] * 2
+  else:
+    assert "stablehlo.pad" not in text
+    assert windows == ["1, 1, 3, 3"] * 2
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("axes", [(1,), (1, 2)])
+def test_window_sum_dispatch_matches_lrn_choice(rng, axes, transpose):
+  """window_sum with implementation=None gives, for every platform, the program of the
+  implementation lrn picks there, and on CPU the float64 sum of the reference."""
+  # An even size: the transposed window differs from the window.
+  cfg = window_config(
+    4, 4, mode="within_channel", channel_axis=3, spatial_axes=axes, even_placement="before"
+  )
+  choices = dict(cpu="shifted", cuda=cuda_implementation(cfg), tpu=tpu_implementation(cfg))
+  spec = jax.ShapeDtypeStruct((2, 7, 6, 3), jnp.float32)
+
+  def lowered(implementation, platform):
+    c = dataclasses.replace(cfg, implementation=implementation)
+    f = jax.jit(lambda v: window_sum(v, c, transpose=transpose))
+    text = export.export(f, platforms=(platform,))(spec).mlir_module()
+    ops = re.findall(r"(stablehlo\.(?:pad|reduce_window|dot_general))", text)
+    return sorted(ops), re.findall(r"window_dimensions = array<i64: [\d, ]*>", text)
+
+  for platform, implementation in choices.items():
+    assert lowered(None, platform) == lowered(implementation, platform)
+  v, v64 = random_input(rng, (2, 7, 6, 3), jnp.float64)
+  lo, hi = (cfg.hi, cfg.lo) if transpose else (cfg.lo, cfg.hi)
+  want = v64
+  for axis in axes:  # sum_{d=-lo}^{hi} v[i + d], zero outside, along each axis in turn
+    padded = np.pad(want, [(lo, hi) if a == axis else (0, 0) for a in range(want.ndim)])
+    n = want.shape[axis]
+    want = sum(np.take(padded, range(d, d + n), axis=axis) for d in range(lo + hi + 1))
+  np.testing.assert_allclose(np.asarray(window_sum(v, cfg, transpose=transpose)), want, rtol=1e-14)
+
+
+BLOCKED_CASES = [  # (shape, size, kwargs): within channel, neither axis 0 nor the last windowed
+  ((6, 5, 4, 3), 3, dict(mode="within_channel")),
+  ((4, 5, 6, 3), 4, dict(mode="within_channel", even_placement="after")),
+  ((6, 3, 4, 2, 2), 3, dict(mode="within_channel", spatial_axes=(1, 2, 3))),
+]
+
+
+def _has_loop(f, *args) -> bool:
+  return "stablehlo.while" in jax.jit(f).lower(*args).as_text()
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32], ids=str)
+@pytest.mark.parametrize("shape, size, kw", BLOCKED_CASES)
+def test_blocks_on_cpu_match_the_reference(rng, monkeypatch, dtype, shape, size, kw):
+  """On CPU, arrays of several blocks are computed block by block along axis 0 (lax.map):
+  y and every cotangent (x and the parameters, sums over all blocks) against the float64
+  reference."""
+  row = int(np.prod(shape[1:]))
+  monkeypatch.setattr(jax_lrn._window, "CPU_BLOCK_ELEMENTS", 2 * row)  # blocks of 2 rows
+  x, x64 = random_input(rng, shape, dtype, scale=2.0)
+  g, g64 = random_input(rng, shape, dtype)
+  params = tuple(jnp.asarray(p, _compute(dtype)) for p in (0.7, 0.6, 1.5))
+  f = lambda x, a, b, k: lrn(x, size, a, b, k, **kw)  # noqa: E731
+  assert _has_loop(lambda x, g: jax.vjp(f, x, *params)[1](g), x, g)
+  y, vjp = jax.vjp(f, x, *params)
+  dx, *dparams = vjp(g)
+  assert y.dtype == dx.dtype == dtype
+  ry, rdx, *rparams = reference.lrn_and_grads(
+    x64, g64, size, 0.7, 0.6, 1.5, **_reference_kwargs(kw)
+  )
+  if dtype == jnp.float64:
+    np.testing.assert_allclose(np.asarray(y), ry, rtol=1e-12)
+    for got, want in zip([dx, *dparams], [rdx, *rparams]):
+      np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10, atol=1e-13)
+  else:
+    np.testing.assert_allclose(np.asarray(y, np.float64), ry, rtol=RTOL[dtype])
+    for got, want in zip([dx, *dparams], [rdx, *rparams]):
+      err = np.max(np.abs(np.asarray(got, np.float64) - want)) / np.max(np.abs(want))
+      assert err < RTOL[dtype]
+
+
+def _compute(dtype):
+  return jnp.float64 if dtype == jnp.float64 else jnp.float32
+
+
+@pytest.mark.parametrize("shape, size, kw", BLOCKED_CASES[:2])
+def test_blocks_on_cpu_second_order_and_vmap(rng, monkeypatch, shape, size, kw):
+  """grad-of-grad and vmap through the blocked program equal those of the whole array at once
+  (implementation="shifted", never blocked)."""
+  monkeypatch.setattr(jax_lrn._window, "CPU_BLOCK_ELEMENTS", 2 * int(np.prod(shape[1:])))
+  x, _ = random_input(rng, shape, jnp.float64, scale=2.0)
+  v = jnp.asarray(rng.normal(size=shape))
+
+  def gradgrad(impl):
+    return _grad_of_grad(x, v, size, kw, impl)
+
+  def batched(impl):
+    f = lambda x: lrn(x, size, 0.7, 0.6, 1.5, implementation=impl, **kw)  # noqa: E731
+    return jax.vmap(jax.grad(lambda x, v: jnp.sum(f(x) * v)))(x[None], v[None])[0]
+
+  for fn in (gradgrad, batched):
+    np.testing.assert_allclose(
+      np.asarray(fn(None)), np.asarray(fn("shifted")), rtol=1e-10, atol=1e-12
+    )
+
+
+def test_what_is_not_blocked(monkeypatch):
+  """No blocks across channels, with the last axis in the window (NCHW) or in 16 bits (all
+  measured slower), where axis 0 is a window axis, where a block would hold fewer than two rows
+  or the array fewer than two blocks, or off the CPU."""
+  monkeypatch.setattr(jax_lrn._window, "CPU_BLOCK_ELEMENTS", 2 * 5 * 4 * 3)
+  x = jnp.ones((6, 5, 4, 3), jnp.float32)
+  within = dict(mode="within_channel")
+  assert _has_loop(lambda x: lrn(x, 3, **within), x)
+  assert not _has_loop(lambda x: lrn(x, 3), x)
+  assert not _has_loop(lambda x: lrn(x, 3, mode="within_channel", spatial_axes=(0, 1)), x)
+  assert not _has_loop(lambda x: lrn(x[:3], 3, **within), x)  # 3 rows: no 2 blocks of 2
+  assert not _has_loop(lambda x: lrn(x, 3, implementation="shifted", **within), x)
+  assert not _has_loop(lambda x: lrn(x, 3, mode="within_channel", channel_axis=1), x)
+  for dtype in (jnp.bfloat16, jnp.float16):
+    assert not _has_loop(lambda x, dtype=dtype: lrn(x.astype(dtype), 3, **within), x)
+  monkeypatch.setattr(jax_lrn._window, "CPU_BLOCK_ELEMENTS", 5 * 4 * 3)  # one row per block
+  assert not _has_loop(lambda x: lrn(x, 3, **within), x)
+  monkeypatch.setattr(jax_lrn._window, "CPU_BLOCK_ELEMENTS", 2 * 5 * 4 * 3)
+  spec = jax.ShapeDtypeStruct(x.shape, x.dtype)
+  f = jax.jit(lambda x: lrn(x, 3, **within))
+  for platform in ("cuda", "tpu"):
+    assert "stablehlo.while" not in export.export(f, platforms=(platform,))(spec).mlir_module()
