@@ -319,37 +319,53 @@ def gdn(
     >>> gdn(x, beta, gamma, alpha=1.0, epsilon=1.0)  # [3 / 1, -4 / (1 + |3|)]
     Array([[ 3., -1.]], dtype=float32)
   """
-  x, cfg, beta, alpha, epsilon = _arguments(
-    "gdn", x, beta, alpha, epsilon, inverse, rectify, channel_axis, min_rank=1
+  return _gdn_core(
+    *_arguments(x, beta, gamma, alpha, epsilon, inverse, rectify, channel_axis, spatial=False)
   )
-  channels = x.shape[cfg.axis]
-  gamma = _check_weight(gamma, "gamma", (channels, channels), channel_axis)
-  gamma = jnp.asarray(gamma).astype(beta.dtype)
-  return _gdn_core(cfg, x, beta, gamma, alpha, epsilon)
 
 
-def _arguments(function, x, beta, alpha, epsilon, inverse, rectify, channel_axis, min_rank):
-  """What :func:`gdn` and :func:`spatial_gdn` check alike: ``(x, config, beta, alpha,
-  epsilon)``, the last three as arrays of the compute dtype."""
+def _arguments(x, beta, gamma, alpha, epsilon, inverse, rectify, channel_axis, *, spatial: bool):
+  """The arguments of :func:`gdn` (``spatial=False``) or :func:`spatial_gdn` checked, in the
+  order of the cores: ``(config, x, beta, gamma, alpha, epsilon)``, the last four as arrays of
+  the compute dtype. ``spatial``: ``x`` has a batch axis 0 and spatial axes, and ``gamma`` a
+  window, shape ``(*window, C, C)``."""
   if not isinstance(x, jax.Array):
     x = jnp.asarray(x)
   dtype = _check_dtype(x.dtype, "x must be a floating array of dtype")
+  function, min_rank = ("spatial_gdn", 3) if spatial else ("gdn", 1)
   if x.ndim < min_rank:
-    what = "an axis of channels" if min_rank == 1 else "batch, spatial and channel axes"
+    what = "batch, spatial and channel axes" if spatial else "an axis of channels"
     raise ValueError(
       f"{function} needs an input of rank >= {min_rank} ({what}), got shape {x.shape}."
     )
   axis = _canonical_axis(channel_axis, x.ndim, "channel_axis")
+  if spatial and axis == 0:
+    raise ValueError(
+      f"channel_axis={channel_axis} names axis 0, which spatial_gdn takes as the batch axis."
+    )
   inverse = _check_bool(inverse, "inverse")
   rectify = _check_bool(rectify, "rectify")
   alpha, static_alpha = check_exponent(alpha, "alpha")
   epsilon, static_epsilon = check_exponent(epsilon, "epsilon")
-  beta = _check_weight(beta, "beta", (x.shape[axis],), channel_axis)
+  channels = x.shape[axis]
+  beta = _check_weight(beta, "beta", (channels,), channel_axis)
+  if spatial:
+    gamma = _as_float_array(gamma, "gamma")
+    if gamma.ndim != x.ndim:
+      raise ValueError(
+        f"gamma must have shape (*window, C, C) with one window dimension per spatial axis of "
+        f"x ({x.ndim - 2} for x of shape {x.shape}), got shape {gamma.shape}."
+      )
+    gamma_shape, what = (*gamma.shape[:-2], channels, channels), "(*window, C, C)"
+  else:
+    gamma_shape, what = (channels, channels), None
+  gamma = _check_weight(gamma, "gamma", gamma_shape, channel_axis, what)
   compute = _compute_dtype(dtype)
-  beta = jnp.asarray(beta).astype(compute)
-  alpha, epsilon = (jnp.asarray(p).astype(compute) for p in (alpha, epsilon))
+  beta, gamma, alpha, epsilon = (
+    jnp.asarray(p).astype(compute) for p in (beta, gamma, alpha, epsilon)
+  )
   cfg = _Config(static_alpha, static_epsilon, inverse, rectify, axis)
-  return x, cfg, beta, alpha, epsilon
+  return cfg, x, beta, gamma, alpha, epsilon
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,24 +462,11 @@ def spatial_gdn(
             [0.2857143],
             [0.5      ]]], dtype=float32)
   """
-  x, cfg, beta, alpha, epsilon = _arguments(
-    "spatial_gdn", x, beta, alpha, epsilon, inverse, rectify, channel_axis, min_rank=3
+  cfg, x, beta, gamma, alpha, epsilon = _arguments(
+    x, beta, gamma, alpha, epsilon, inverse, rectify, channel_axis, spatial=True
   )
-  if cfg.axis == 0:
-    raise ValueError(
-      f"channel_axis={channel_axis} names axis 0, which spatial_gdn takes as the batch axis."
-    )
-  channels = x.shape[cfg.axis]
-  gamma = _as_float_array(gamma, "gamma")
-  if gamma.ndim != x.ndim:
-    raise ValueError(
-      f"gamma must have shape (*window, C, C) with one window dimension per spatial axis of x "
-      f"({x.ndim - 2} for x of shape {x.shape}), got shape {gamma.shape}."
-    )
-  shape = (*gamma.shape[:-2], channels, channels)
-  gamma = _check_weight(gamma, "gamma", shape, channel_axis, what="(*window, C, C)")
-  gamma = jnp.asarray(gamma).astype(beta.dtype)
   if all(n == 1 for n in gamma.shape[:-2]):
+    channels = gamma.shape[-1]
     return _gdn_core(cfg, x, beta, gamma.reshape(channels, channels), alpha, epsilon)
   return _spatial_gdn_core(cfg, x, beta, gamma, alpha, epsilon)
 
