@@ -431,6 +431,9 @@ def spatial_gdn(
   and recomputes the pool): every transformation applies, forward mode included, except for
   a window of ones, which differentiates as :func:`gdn` does (no forward mode).
 
+  :class:`jax_lrn.nnx.SpatialGDN` (and its Linen and Equinox twins) learns ``beta`` and
+  ``gamma`` through the non-negative reparameterisation of the GDN layers.
+
   Args:
     x: floating array ``(N, *spatial, C)`` (``channel_axis=-1``) or ``(N, C, *spatial)``
       (``channel_axis=1``): a batch axis first, a channel axis, and one spatial axis or more

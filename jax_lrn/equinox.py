@@ -400,8 +400,6 @@ class SpatialGDN(_GDNLayer):
   Args:
     num_features: the channel count ``C``.
     window_shape: the window's size per spatial axis, e.g. ``(3, 3)``.
-    inverse, rectify, alpha, epsilon, beta_min, gamma_init, channel_axis, param_dtype: as for
-      :class:`GDN`.
 
   Raises:
     TypeError, ValueError: at construction for a bad argument; at the first call for an input

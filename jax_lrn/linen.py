@@ -319,8 +319,6 @@ class SpatialGDN(_GDNLayer, kw_only=True):
   Attributes:
     window_shape: the window's size per spatial axis, e.g. ``(3, 3)``: a sequence of positive
       ints.
-    inverse, rectify, alpha, epsilon, beta_min, gamma_init, channel_axis, param_dtype: as for
-      :class:`GDN`.
 
   Raises:
     TypeError, ValueError: at construction for a bad field; at ``init`` or ``apply`` for an input

@@ -408,8 +408,6 @@ class SpatialGDN(_GDNLayer):
     num_features: the channel count ``C``.
     window_shape: the window's size per spatial axis, e.g. ``(3, 3)``: a sequence of positive
       ints (not a single int: ``gamma``'s shape is fixed at construction).
-    inverse, rectify, alpha, epsilon, beta_min, gamma_init, channel_axis, param_dtype, rngs: as
-      for :class:`GDN`.
 
   Raises:
     TypeError, ValueError: at construction for a bad argument; at the first call for an input
