@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -319,37 +320,53 @@ def gdn(
     >>> gdn(x, beta, gamma, alpha=1.0, epsilon=1.0)  # [3 / 1, -4 / (1 + |3|)]
     Array([[ 3., -1.]], dtype=float32)
   """
-  x, cfg, beta, alpha, epsilon = _arguments(
-    "gdn", x, beta, alpha, epsilon, inverse, rectify, channel_axis, min_rank=1
+  return _gdn_core(
+    *_arguments(x, beta, gamma, alpha, epsilon, inverse, rectify, channel_axis, spatial=False)
   )
-  channels = x.shape[cfg.axis]
-  gamma = _check_weight(gamma, "gamma", (channels, channels), channel_axis)
-  gamma = jnp.asarray(gamma).astype(beta.dtype)
-  return _gdn_core(cfg, x, beta, gamma, alpha, epsilon)
 
 
-def _arguments(function, x, beta, alpha, epsilon, inverse, rectify, channel_axis, min_rank):
-  """What :func:`gdn` and :func:`spatial_gdn` check alike: ``(x, config, beta, alpha,
-  epsilon)``, the last three as arrays of the compute dtype."""
+def _arguments(x, beta, gamma, alpha, epsilon, inverse, rectify, channel_axis, *, spatial: bool):
+  """The arguments of :func:`gdn` (``spatial=False``) or :func:`spatial_gdn` checked, in the
+  order of the cores: ``(config, x, beta, gamma, alpha, epsilon)``, the last four as arrays of
+  the compute dtype. ``spatial``: ``x`` has a batch axis 0 and spatial axes, and ``gamma`` a
+  window, shape ``(*window, C, C)``."""
   if not isinstance(x, jax.Array):
     x = jnp.asarray(x)
   dtype = _check_dtype(x.dtype, "x must be a floating array of dtype")
+  function, min_rank = ("spatial_gdn", 3) if spatial else ("gdn", 1)
   if x.ndim < min_rank:
-    what = "an axis of channels" if min_rank == 1 else "batch, spatial and channel axes"
+    what = "batch, spatial and channel axes" if spatial else "an axis of channels"
     raise ValueError(
       f"{function} needs an input of rank >= {min_rank} ({what}), got shape {x.shape}."
     )
   axis = _canonical_axis(channel_axis, x.ndim, "channel_axis")
+  if spatial and axis == 0:
+    raise ValueError(
+      f"channel_axis={channel_axis} names axis 0, which spatial_gdn takes as the batch axis."
+    )
   inverse = _check_bool(inverse, "inverse")
   rectify = _check_bool(rectify, "rectify")
   alpha, static_alpha = check_exponent(alpha, "alpha")
   epsilon, static_epsilon = check_exponent(epsilon, "epsilon")
-  beta = _check_weight(beta, "beta", (x.shape[axis],), channel_axis)
+  channels = x.shape[axis]
+  beta = _check_weight(beta, "beta", (channels,), channel_axis)
+  if spatial:
+    gamma = _as_float_array(gamma, "gamma")
+    if gamma.ndim != x.ndim:
+      raise ValueError(
+        f"gamma must have shape (*window, C, C) with one window dimension per spatial axis of "
+        f"x ({x.ndim - 2} for x of shape {x.shape}), got shape {gamma.shape}."
+      )
+    gamma_shape, what = (*gamma.shape[:-2], channels, channels), "(*window, C, C)"
+  else:
+    gamma_shape, what = (channels, channels), None
+  gamma = _check_weight(gamma, "gamma", gamma_shape, channel_axis, what)
   compute = _compute_dtype(dtype)
-  beta = jnp.asarray(beta).astype(compute)
-  alpha, epsilon = (jnp.asarray(p).astype(compute) for p in (alpha, epsilon))
+  beta, gamma, alpha, epsilon = (
+    jnp.asarray(p).astype(compute) for p in (beta, gamma, alpha, epsilon)
+  )
   cfg = _Config(static_alpha, static_epsilon, inverse, rectify, axis)
-  return x, cfg, beta, alpha, epsilon
+  return cfg, x, beta, gamma, alpha, epsilon
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,6 +431,9 @@ def spatial_gdn(
   and recomputes the pool): every transformation applies, forward mode included, except for
   a window of ones, which differentiates as :func:`gdn` does (no forward mode).
 
+  :class:`jax_lrn.nnx.SpatialGDN` (and its Linen and Equinox twins) learns ``beta`` and
+  ``gamma`` through the non-negative reparameterisation of the GDN layers.
+
   Args:
     x: floating array ``(N, *spatial, C)`` (``channel_axis=-1``) or ``(N, C, *spatial)``
       (``channel_axis=1``): a batch axis first, a channel axis, and one spatial axis or more
@@ -446,24 +466,11 @@ def spatial_gdn(
             [0.2857143],
             [0.5      ]]], dtype=float32)
   """
-  x, cfg, beta, alpha, epsilon = _arguments(
-    "spatial_gdn", x, beta, alpha, epsilon, inverse, rectify, channel_axis, min_rank=3
+  cfg, x, beta, gamma, alpha, epsilon = _arguments(
+    x, beta, gamma, alpha, epsilon, inverse, rectify, channel_axis, spatial=True
   )
-  if cfg.axis == 0:
-    raise ValueError(
-      f"channel_axis={channel_axis} names axis 0, which spatial_gdn takes as the batch axis."
-    )
-  channels = x.shape[cfg.axis]
-  gamma = _as_float_array(gamma, "gamma")
-  if gamma.ndim != x.ndim:
-    raise ValueError(
-      f"gamma must have shape (*window, C, C) with one window dimension per spatial axis of x "
-      f"({x.ndim - 2} for x of shape {x.shape}), got shape {gamma.shape}."
-    )
-  shape = (*gamma.shape[:-2], channels, channels)
-  gamma = _check_weight(gamma, "gamma", shape, channel_axis, what="(*window, C, C)")
-  gamma = jnp.asarray(gamma).astype(beta.dtype)
   if all(n == 1 for n in gamma.shape[:-2]):
+    channels = gamma.shape[-1]
     return _gdn_core(cfg, x, beta, gamma.reshape(channels, channels), alpha, epsilon)
   return _spatial_gdn_core(cfg, x, beta, gamma, alpha, epsilon)
 
@@ -514,8 +521,28 @@ def nonnegative(raw: jax.Array, minimum: float) -> jax.Array:
   return bounded * bounded - jnp.asarray(PEDESTAL, raw.dtype)
 
 
+def check_window_shape(window_shape) -> tuple[int, ...]:
+  """A spatial GDN layer's ``window_shape`` as a tuple of positive ints, one per spatial axis."""
+  sizes = None if isinstance(window_shape, (str, bytes)) else window_shape
+  if not isinstance(sizes, Sequence) or not all(
+    isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_)) for n in sizes
+  ):
+    raise TypeError(
+      f"window_shape must be a sequence of positive ints, one per spatial axis of the input "
+      f"(e.g. (3, 3) for images; gamma's shape is fixed at construction, so a single int is not "
+      f"taken), got {window_shape!r}."
+    )
+  if not sizes or any(n < 1 for n in sizes):
+    raise ValueError(
+      f"window_shape must hold one positive size per spatial axis of the input, at least one "
+      f"(e.g. (3, 3) for images), got {window_shape!r}."
+    )
+  return tuple(int(n) for n in sizes)
+
+
 def check_layer_arguments(
   num_features,
+  window_shape=None,
   *,
   inverse,
   rectify,
@@ -525,9 +552,11 @@ def check_layer_arguments(
   gamma_init,
   channel_axis,
   param_dtype,
-) -> None:
+) -> dict[str, Any]:
   """Validates a GDN layer's construction arguments, with the argument names in the messages.
-  ``num_features`` may be None (Linen infers it)."""
+  ``num_features`` may be None (Linen infers it); ``window_shape`` is None for :func:`gdn`'s
+  layers. Returns the settings as a layer keeps them: Python scalars, ``window_shape`` (if given)
+  as a tuple, ``param_dtype`` left out."""
   if num_features is not None:
     if isinstance(num_features, (bool, np.bool_)) or not isinstance(num_features, numbers.Integral):
       raise TypeError(f"num_features must be a positive int, got {num_features!r}.")
@@ -547,34 +576,74 @@ def check_layer_arguments(
   if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, numbers.Integral):
     raise TypeError(f"channel_axis must be an int, got {channel_axis!r}.")
   _check_dtype(param_dtype, "param_dtype must be")
+  settings: dict[str, Any] = {} if num_features is None else {"num_features": int(num_features)}
+  if window_shape is not None:
+    settings["window_shape"] = check_window_shape(window_shape)
+  return settings | {
+    "inverse": bool(inverse),
+    "rectify": bool(rectify),
+    "alpha": float(alpha),
+    "epsilon": float(epsilon),
+    "beta_min": float(beta_min),
+    "gamma_init": float(gamma_init),
+    "channel_axis": int(channel_axis),
+  }
 
 
-def initial_parameters(num_features: int, gamma_init: float, dtype) -> tuple[jax.Array, jax.Array]:
-  """The stored ``(beta, gamma)`` of a fresh layer: effective beta = 1, gamma =
-  ``gamma_init * I``, reparameterised as both references do."""
+def window_centre(window_shape: Sequence[int]) -> tuple[int, ...]:
+  """The index of ``gamma`` whose tap reads the position itself in :func:`spatial_gdn`:
+  ``(k - 1) // 2`` per window size ``k`` (the middle for odd ``k``; for even ``k`` the last
+  index before the middle, the window reaching one position further after than before)."""
+  return tuple((k - 1) // 2 for k in window_shape)
+
+
+def initial_parameters(
+  num_features: int, gamma_init: float, dtype, window_shape: Sequence[int] = ()
+) -> tuple[jax.Array, jax.Array]:
+  """The stored ``(beta, gamma)`` of a fresh layer, reparameterised as both references do:
+  effective beta = 1, gamma = ``gamma_init * I`` (shape ``(C, C)``), or for a window, shape
+  ``(*window_shape, C, C)``, ``gamma_init * I`` at :func:`window_centre` and 0 elsewhere, so
+  that a fresh spatial layer computes what a fresh :func:`gdn` layer does."""
   beta = reparameterize(jnp.ones((num_features,), dtype), dtype)
-  gamma = reparameterize(gamma_init * jnp.eye(num_features, dtype=dtype), dtype)
-  return beta, gamma
+  identity = gamma_init * jnp.eye(num_features, dtype=dtype)
+  gamma = jnp.zeros((*window_shape, num_features, num_features), dtype)
+  gamma = gamma.at[window_centre(window_shape)].set(identity)
+  return beta, reparameterize(gamma, dtype)
 
 
 def effective_parameters(raw_beta, raw_gamma, beta_min: float) -> dict[str, jax.Array]:
-  """``{"beta": ..., "gamma": ...}`` as :func:`gdn` takes them, from a layer's stored
-  parameters."""
+  """``{"beta": ..., "gamma": ...}`` as :func:`gdn` (or :func:`spatial_gdn`) takes them, from a
+  layer's stored parameters."""
   return {"beta": nonnegative(raw_beta, beta_min), "gamma": nonnegative(raw_gamma, 0.0)}
 
 
 def apply_layer(x, layer, raw_beta, raw_gamma) -> jax.Array:
-  """What every GDN layer's ``__call__`` returns: :func:`gdn` with the settings of ``layer``
-  (its ``alpha``, ``epsilon``, ``inverse``, ``rectify``, ``channel_axis``, ``beta_min``) and the
-  effective values of its stored parameters."""
+  """What every GDN layer's ``__call__`` returns: :func:`gdn` (:func:`spatial_gdn` for a layer
+  with a ``window_shape``) with the settings of ``layer`` (its ``alpha``, ``epsilon``,
+  ``inverse``, ``rectify``, ``channel_axis``, ``beta_min``) and the effective values of its
+  stored parameters. A spatial layer takes a batch axis 0 and one spatial axis per window
+  dimension, or an unbatched input without the batch axis (Equinox's convention), which it
+  normalizes as a batch of one."""
   values = effective_parameters(raw_beta, raw_gamma, layer.beta_min)
-  return gdn(
-    x,
-    values["beta"],
-    values["gamma"],
+  settings = dict(
     alpha=layer.alpha,
     epsilon=layer.epsilon,
     inverse=layer.inverse,
     rectify=layer.rectify,
     channel_axis=layer.channel_axis,
   )
+  window = getattr(layer, "window_shape", None)
+  if window is None:
+    return gdn(x, values["beta"], values["gamma"], **settings)
+  x = jnp.asarray(x)
+  if x.ndim not in (len(window) + 1, len(window) + 2):
+    raise ValueError(
+      f"{type(layer).__name__} with window_shape={window} takes inputs with {len(window)} "
+      f"spatial axes and a channel axis, batched (rank {len(window) + 2}) or not (rank "
+      f"{len(window) + 1}), got shape {x.shape}."
+    )
+  if x.ndim == len(window) + 2:
+    return spatial_gdn(x, values["beta"], values["gamma"], **settings)
+  # Unbatched: a batch axis of one in front, the channel axis counted in the batched input.
+  settings["channel_axis"] = _canonical_axis(layer.channel_axis, x.ndim, "channel_axis") + 1
+  return spatial_gdn(x[None], values["beta"], values["gamma"], **settings)[0]

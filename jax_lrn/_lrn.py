@@ -35,6 +35,8 @@ EvenPlacement = Literal["before", "after"]
 Implementation = Literal["shifted", "reduce_window", "shifted_squares", "matmul", "pallas"]
 # Opt-in, outside IMPLEMENTATIONS (the XLA lowerings): the Pallas TPU kernels (jax_lrn._pallas).
 PALLAS = "pallas"
+#: What ``implementation=`` accepts besides None: the XLA lowerings and the Pallas kernels.
+ACCEPTED_IMPLEMENTATIONS = (*IMPLEMENTATIONS, PALLAS)
 
 # ---------------------------------------------------------------------------------------------
 # The differentiable core. x arrives in its own dtype (16-bit inputs stay 16-bit in memory, also
@@ -511,12 +513,11 @@ def window_config(
       )
     axes = _spatial_axes(spatial_axes, ndim, channel_axis)
   if implementation is not None and (
-    not isinstance(implementation, str) or implementation.lower() not in (*IMPLEMENTATIONS, PALLAS)
+    not isinstance(implementation, str) or implementation.lower() not in ACCEPTED_IMPLEMENTATIONS
   ):
     raise ValueError(
       f"implementation must be None (the platform's choice) or one of "
-      f"{(*IMPLEMENTATIONS, PALLAS)}, got "
-      f"{_shown(implementation)}."
+      f"{ACCEPTED_IMPLEMENTATIONS}, got {_shown(implementation)}."
     )
   implementation = None if implementation is None else implementation.lower()
   lo, hi = window_extent(size, even_placement)

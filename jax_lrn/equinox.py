@@ -275,7 +275,41 @@ class LocalContrastNorm(eqx.Module):
     return layer_call(self, x)
 
 
-class GDN(eqx.Module):
+class _GDNLayer(eqx.Module):
+  """What :class:`GDN` and :class:`SpatialGDN` share: the settings (static fields), the stored
+  parameters (array leaves) and the call."""
+
+  num_features: int = eqx.field(static=True)
+  inverse: bool = eqx.field(static=True)
+  rectify: bool = eqx.field(static=True)
+  alpha: float = eqx.field(static=True)
+  epsilon: float = eqx.field(static=True)
+  beta_min: float = eqx.field(static=True)
+  gamma_init: float = eqx.field(static=True)
+  channel_axis: int = eqx.field(static=True)
+  raw_beta: jax.Array
+  raw_gamma: jax.Array
+
+  def _setup(self, num_features, window_shape, *, param_dtype, **settings) -> None:
+    settings = check_gdn_arguments(num_features, window_shape, param_dtype=param_dtype, **settings)
+    for name, value in settings.items():
+      setattr(self, name, value)
+    self.raw_beta, self.raw_gamma = initial_parameters(
+      self.num_features, self.gamma_init, param_dtype, settings.get("window_shape", ())
+    )
+
+  def values(self) -> dict[str, jax.Array]:
+    """The effective ``beta`` and ``gamma`` the layer uses now."""
+    return effective_parameters(self.raw_beta, self.raw_gamma, self.beta_min)
+
+  def __call__(self, x: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
+    """Normalizes ``x``; returns an array of its shape and dtype. ``key`` is unused (accepted
+    for ``eqx.nn.Sequential``)."""
+    del key
+    return apply_layer(x, self, self.raw_beta, self.raw_gamma)
+
+
+class GDN(_GDNLayer):
   r"""Generalized divisive normalization layer (Equinox): GDN, IGDN or the simplified GDN.
 
   .. math::
@@ -318,17 +352,6 @@ class GDN(eqx.Module):
     (3, 3)
   """
 
-  num_features: int = eqx.field(static=True)
-  inverse: bool = eqx.field(static=True)
-  rectify: bool = eqx.field(static=True)
-  alpha: float = eqx.field(static=True)
-  epsilon: float = eqx.field(static=True)
-  beta_min: float = eqx.field(static=True)
-  gamma_init: float = eqx.field(static=True)
-  channel_axis: int = eqx.field(static=True)
-  raw_beta: jax.Array
-  raw_gamma: jax.Array
-
   def __init__(
     self,
     num_features: int,
@@ -342,8 +365,9 @@ class GDN(eqx.Module):
     channel_axis: int = -1,
     param_dtype: jnp.dtype = jnp.float32,
   ):
-    check_gdn_arguments(
+    self._setup(
       num_features,
+      None,
       inverse=inverse,
       rectify=rectify,
       alpha=alpha,
@@ -353,21 +377,69 @@ class GDN(eqx.Module):
       channel_axis=channel_axis,
       param_dtype=param_dtype,
     )
-    self.num_features = int(num_features)
-    self.inverse, self.rectify = bool(inverse), bool(rectify)
-    self.alpha, self.epsilon = float(alpha), float(epsilon)
-    self.beta_min, self.gamma_init = float(beta_min), float(gamma_init)
-    self.channel_axis = int(channel_axis)
-    self.raw_beta, self.raw_gamma = initial_parameters(
-      self.num_features, self.gamma_init, param_dtype
+
+
+class SpatialGDN(_GDNLayer):
+  r"""Spatial generalized divisive normalization layer (Equinox): :class:`GDN` whose pool also
+  runs over a window of positions.
+
+  .. math::
+
+    y_i(p) = \frac{x_i(p)}{\bigl(\beta_i + \sum_{o} \sum_j \gamma_{o, j, i} \,
+    |x_j(p + o - c)|^{\alpha}\bigr)^{\epsilon}}
+
+  The arguments are those of :class:`jax_lrn.nnx.SpatialGDN` (less ``rngs``), and the output is
+  :func:`jax_lrn.spatial_gdn` with the layer's settings, equal to the Flax layers'. The array
+  leaves ``raw_beta`` (``(C,)``) and ``raw_gamma`` (``(*window_shape, C, C)``) are
+  reparameterised as for :class:`GDN`; a fresh layer has gamma = ``gamma_init * I`` at the
+  window index ``(k - 1) // 2`` per size ``k`` (the tap that reads the position itself) and 0
+  elsewhere, so it computes what a fresh :class:`GDN` does. An input without the batch axis,
+  e.g. ``(C, H, W)`` with ``channel_axis=0`` (Equinox's convention, under ``jax.vmap``), is
+  normalized as a batch of one.
+
+  Args:
+    num_features: the channel count ``C``.
+    window_shape: the window's size per spatial axis, e.g. ``(3, 3)``.
+
+  Raises:
+    TypeError, ValueError: at construction for a bad argument; at the first call for an input
+      whose rank does not fit ``window_shape`` or whose channel count is not ``num_features``.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from jax_lrn.equinox import SpatialGDN
+    >>> layer = SpatialGDN(3, (3, 3), channel_axis=0)
+    >>> layer(jnp.full((3, 4, 4), 2.0, jnp.float32))[:, 0, 0]  # 2 / sqrt(1 + 0.1 * 2**2)
+    Array([1.6903085, 1.6903085, 1.6903085], dtype=float32)
+    >>> jax.vmap(layer)(jnp.ones((5, 3, 4, 4), jnp.float32)).shape
+    (5, 3, 4, 4)
+  """
+
+  window_shape: tuple[int, ...] = eqx.field(static=True)
+
+  def __init__(
+    self,
+    num_features: int,
+    window_shape: Sequence[int],
+    *,
+    inverse: bool = False,
+    rectify: bool = False,
+    alpha: float = 2.0,
+    epsilon: float = 0.5,
+    beta_min: float = 1e-6,
+    gamma_init: float = 0.1,
+    channel_axis: int = -1,
+    param_dtype: jnp.dtype = jnp.float32,
+  ):
+    self._setup(
+      num_features,
+      window_shape,
+      inverse=inverse,
+      rectify=rectify,
+      alpha=alpha,
+      epsilon=epsilon,
+      beta_min=beta_min,
+      gamma_init=gamma_init,
+      channel_axis=channel_axis,
+      param_dtype=param_dtype,
     )
-
-  def values(self) -> dict[str, jax.Array]:
-    """The effective ``beta`` and ``gamma`` the layer uses now."""
-    return effective_parameters(self.raw_beta, self.raw_gamma, self.beta_min)
-
-  def __call__(self, x: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
-    """Normalizes ``x``; returns an array of its shape and dtype. ``key`` is unused (accepted
-    for ``eqx.nn.Sequential``)."""
-    del key
-    return apply_layer(x, self, self.raw_beta, self.raw_gamma)

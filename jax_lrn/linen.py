@@ -208,7 +208,57 @@ class LocalContrastNorm(nn.Module):
     return layer_call(self, x)
 
 
-class GDN(nn.Module):
+class _GDNLayer(nn.Module):
+  """What :class:`GDN` and :class:`SpatialGDN` share: the fields, their check, the params and
+  the call."""
+
+  inverse: bool = False
+  rectify: bool = False
+  alpha: float = 2.0
+  epsilon: float = 0.5
+  beta_min: float = 1e-6
+  gamma_init: float = 0.1
+  channel_axis: int = -1
+  param_dtype: Any = jnp.float32
+
+  def __post_init__(self) -> None:
+    settings = check_gdn_arguments(
+      None,
+      getattr(self, "window_shape", None),
+      inverse=self.inverse,
+      rectify=self.rectify,
+      alpha=self.alpha,
+      epsilon=self.epsilon,
+      beta_min=self.beta_min,
+      gamma_init=self.gamma_init,
+      channel_axis=self.channel_axis,
+      param_dtype=self.param_dtype,
+    )
+    if "window_shape" in settings:
+      # A tuple keeps the module hashable when window_shape is given as a list.
+      object.__setattr__(self, "window_shape", settings["window_shape"])
+    super().__post_init__()
+
+  def values(self, params: Mapping[str, Any]) -> dict[str, jax.Array]:
+    """The effective ``beta`` and ``gamma``, from the module's ``params`` collection."""
+    return effective_parameters(params["raw_beta"], params["raw_gamma"], self.beta_min)
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Normalizes ``x``; returns an array of its shape and dtype."""
+    x = jnp.asarray(x)
+    channels = x.shape[_canonical_axis(self.channel_axis, x.ndim, "channel_axis")] if x.ndim else 0
+    window = getattr(self, "window_shape", ())
+
+    def initial():
+      return initial_parameters(channels, self.gamma_init, self.param_dtype, window)
+
+    raw_beta = self.param("raw_beta", lambda _key: initial()[0])
+    raw_gamma = self.param("raw_gamma", lambda _key: initial()[1])
+    return apply_layer(x, self, raw_beta, raw_gamma)
+
+
+class GDN(_GDNLayer):
   r"""Generalized divisive normalization layer (Flax Linen): GDN, IGDN or the simplified GDN.
 
   .. math::
@@ -248,42 +298,39 @@ class GDN(nn.Module):
     Array([1.6903085, 1.6903085, 1.6903085], dtype=float32)
   """
 
-  inverse: bool = False
-  rectify: bool = False
-  alpha: float = 2.0
-  epsilon: float = 0.5
-  beta_min: float = 1e-6
-  gamma_init: float = 0.1
-  channel_axis: int = -1
-  param_dtype: Any = jnp.float32
 
-  def __post_init__(self) -> None:
-    check_gdn_arguments(
-      None,
-      inverse=self.inverse,
-      rectify=self.rectify,
-      alpha=self.alpha,
-      epsilon=self.epsilon,
-      beta_min=self.beta_min,
-      gamma_init=self.gamma_init,
-      channel_axis=self.channel_axis,
-      param_dtype=self.param_dtype,
-    )
-    super().__post_init__()
+class SpatialGDN(_GDNLayer, kw_only=True):
+  r"""Spatial generalized divisive normalization layer (Flax Linen): :class:`GDN` whose pool
+  also runs over a window of positions.
 
-  def values(self, params: Mapping[str, Any]) -> dict[str, jax.Array]:
-    """The effective ``beta`` and ``gamma``, from the module's ``params`` collection."""
-    return effective_parameters(params["raw_beta"], params["raw_gamma"], self.beta_min)
+  .. math::
 
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """Normalizes ``x``; returns an array of its shape and dtype."""
-    x = jnp.asarray(x)
-    channels = x.shape[_canonical_axis(self.channel_axis, x.ndim, "channel_axis")] if x.ndim else 0
+    y_i(p) = \frac{x_i(p)}{\bigl(\beta_i + \sum_{o} \sum_j \gamma_{o, j, i} \,
+    |x_j(p + o - c)|^{\alpha}\bigr)^{\epsilon}}
 
-    def init(index: int):
-      return lambda _key: initial_parameters(channels, self.gamma_init, self.param_dtype)[index]
+  The fields are those of :class:`GDN` and ``window_shape``, which is keyword-only and required
+  (``SpatialGDN(window_shape=(3, 3))``); the output is :func:`jax_lrn.spatial_gdn` with the
+  module's settings and equals the NNX layer's (:class:`jax_lrn.nnx.SpatialGDN`, which describes
+  the initialisation: gamma = ``gamma_init * I`` at the window index ``(k - 1) // 2`` per size
+  ``k``, the tap that reads the position itself, and 0 elsewhere, so that a fresh layer computes
+  what a fresh :class:`GDN` does). ``init`` reads ``C`` from the input's ``channel_axis``; the
+  params are ``raw_beta`` (``(C,)``) and ``raw_gamma`` (``(*window_shape, C, C)``).
 
-    raw_beta = self.param("raw_beta", init(0))
-    raw_gamma = self.param("raw_gamma", init(1))
-    return apply_layer(x, self, raw_beta, raw_gamma)
+  Attributes:
+    window_shape: the window's size per spatial axis, e.g. ``(3, 3)``: a sequence of positive
+      ints.
+
+  Raises:
+    TypeError, ValueError: at construction for a bad field; at ``init`` or ``apply`` for an input
+      whose rank does not fit ``window_shape``, or whose channel count differs from the params'.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from jax_lrn.linen import SpatialGDN
+    >>> x = jnp.full((2, 4, 4, 3), 2.0, jnp.float32)
+    >>> params = SpatialGDN(window_shape=(3, 3)).init(jax.random.key(0), x)["params"]
+    >>> {name: p.shape for name, p in params.items()}
+    {'raw_beta': (3,), 'raw_gamma': (3, 3, 3, 3)}
+  """
+
+  window_shape: Sequence[int]

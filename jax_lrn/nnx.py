@@ -255,7 +255,50 @@ class LocalContrastNorm(nnx.Module):
     return layer_call(self, x)
 
 
-class GDN(nnx.Module):
+class _GDNLayer(nnx.Module):
+  """What :class:`GDN` and :class:`SpatialGDN` share: the settings, the stored parameters and
+  the call."""
+
+  num_features: int
+  inverse: bool
+  rectify: bool
+  alpha: float
+  epsilon: float
+  beta_min: float
+  gamma_init: float
+  channel_axis: int
+
+  def _setup(self, num_features, window_shape, *, param_dtype, **settings) -> None:
+    settings = check_gdn_arguments(num_features, window_shape, param_dtype=param_dtype, **settings)
+    for name, value in settings.items():
+      setattr(self, name, value)
+    raw_beta, raw_gamma = initial_parameters(
+      self.num_features, self.gamma_init, param_dtype, settings.get("window_shape", ())
+    )
+    self.raw_beta = nnx.Param(raw_beta)
+    self.raw_gamma = nnx.Param(raw_gamma)
+
+  def values(self) -> dict[str, jax.Array]:
+    """The effective ``beta`` and ``gamma`` the layer uses now."""
+    return effective_parameters(self.raw_beta[...], self.raw_gamma[...], self.beta_min)
+
+  @property
+  def beta(self) -> jax.Array:
+    """The effective ``beta``, shape ``(C,)``."""
+    return self.values()["beta"]
+
+  @property
+  def gamma(self) -> jax.Array:
+    """The effective ``gamma``, shape ``(C, C)`` (``(*window_shape, C, C)`` for
+    :class:`SpatialGDN`), ``gamma[..., j, i]`` = input j -> output i."""
+    return self.values()["gamma"]
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Normalizes ``x``; returns an array of its shape and dtype."""
+    return apply_layer(x, self, self.raw_beta[...], self.raw_gamma[...])
+
+
+class GDN(_GDNLayer):
   r"""Generalized divisive normalization layer (Flax NNX): GDN, IGDN or the simplified GDN.
 
   .. math::
@@ -324,8 +367,9 @@ class GDN(nnx.Module):
     rngs: nnx.Rngs | None = None,
   ):
     del rngs
-    check_gdn_arguments(
+    self._setup(
       num_features,
+      None,
       inverse=inverse,
       rectify=rectify,
       alpha=alpha,
@@ -335,29 +379,76 @@ class GDN(nnx.Module):
       channel_axis=channel_axis,
       param_dtype=param_dtype,
     )
-    self.num_features = int(num_features)
-    self.inverse, self.rectify = bool(inverse), bool(rectify)
-    self.alpha, self.epsilon = float(alpha), float(epsilon)
-    self.beta_min, self.gamma_init = float(beta_min), float(gamma_init)
-    self.channel_axis = int(channel_axis)
-    raw_beta, raw_gamma = initial_parameters(self.num_features, self.gamma_init, param_dtype)
-    self.raw_beta = nnx.Param(raw_beta)
-    self.raw_gamma = nnx.Param(raw_gamma)
 
-  def values(self) -> dict[str, jax.Array]:
-    """The effective ``beta`` and ``gamma`` the layer uses now."""
-    return effective_parameters(self.raw_beta[...], self.raw_gamma[...], self.beta_min)
 
-  @property
-  def beta(self) -> jax.Array:
-    """The effective ``beta``, shape ``(C,)``."""
-    return self.values()["beta"]
+class SpatialGDN(_GDNLayer):
+  r"""Spatial generalized divisive normalization layer (Flax NNX): :class:`GDN` whose pool
+  also runs over a window of positions.
 
-  @property
-  def gamma(self) -> jax.Array:
-    """The effective ``gamma``, shape ``(C, C)``, ``gamma[j, i]`` = input j -> output i."""
-    return self.values()["gamma"]
+  .. math::
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """Normalizes ``x``; returns an array of its shape and dtype."""
-    return apply_layer(x, self, self.raw_beta[...], self.raw_gamma[...])
+    y_i(p) = \frac{x_i(p)}{\bigl(\beta_i + \sum_{o} \sum_j \gamma_{o, j, i} \,
+    |x_j(p + o - c)|^{\alpha}\bigr)^{\epsilon}}
+
+  The output is :func:`jax_lrn.spatial_gdn` with the layer's settings and its current ``beta``
+  (``(C,)``) and ``gamma`` (``(*window_shape, C, C)``, the ``HWIO`` layout), learned through the
+  reparameterisation and lower bound of :class:`GDN`. The arguments are :class:`GDN`'s and
+  ``window_shape``, one size per spatial axis. A fresh layer has beta = 1 and gamma =
+  ``gamma_init * I`` at the window index ``c = (k - 1) // 2`` per size ``k`` and 0 elsewhere:
+  ``c`` is the index whose tap reads the position itself (the middle for odd ``k``; for even
+  ``k`` the window reaches one position further after than before), so a fresh layer computes
+  what a fresh :class:`GDN` does. Positions outside the input count as 0.
+
+  Inputs are ``(N, *spatial, C)`` (``channel_axis=-1``) or ``(N, C, *spatial)``
+  (``channel_axis=1``) with ``len(window_shape)`` spatial axes; an input without the batch axis
+  (one axis fewer) is normalized as a batch of one, its ``channel_axis`` counted without the
+  batch axis.
+
+  Args:
+    num_features: the channel count ``C``.
+    window_shape: the window's size per spatial axis, e.g. ``(3, 3)``: a sequence of positive
+      ints (not a single int: ``gamma``'s shape is fixed at construction).
+
+  Raises:
+    TypeError, ValueError: at construction for a bad argument; at the first call for an input
+      whose rank does not fit ``window_shape`` or whose channel count is not ``num_features``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jax_lrn.nnx import GDN, SpatialGDN
+    >>> layer = SpatialGDN(3, (3, 3))
+    >>> layer.raw_gamma.shape
+    (3, 3, 3, 3)
+    >>> x = jnp.full((2, 4, 4, 3), 2.0, jnp.float32)
+    >>> bool(jnp.array_equal(layer(x), GDN(3)(x)))  # fresh: the centre tap alone
+    True
+  """
+
+  def __init__(
+    self,
+    num_features: int,
+    window_shape: Sequence[int],
+    *,
+    inverse: bool = False,
+    rectify: bool = False,
+    alpha: float = 2.0,
+    epsilon: float = 0.5,
+    beta_min: float = 1e-6,
+    gamma_init: float = 0.1,
+    channel_axis: int = -1,
+    param_dtype: jnp.dtype = jnp.float32,
+    rngs: nnx.Rngs | None = None,
+  ):
+    del rngs
+    self._setup(
+      num_features,
+      window_shape,
+      inverse=inverse,
+      rectify=rectify,
+      alpha=alpha,
+      epsilon=epsilon,
+      beta_min=beta_min,
+      gamma_init=gamma_init,
+      channel_axis=channel_axis,
+      param_dtype=param_dtype,
+    )

@@ -35,19 +35,9 @@ def _abs_pow(v, alpha):
   return np.array([abs(t) ** alpha for t in v])
 
 
-def gdn(x, beta, gamma, *, alpha=2.0, epsilon=0.5, inverse=False, rectify=False, channel_axis=-1):
-  """``y`` in float64."""
-  return gdn_and_vjp(
-    x,
-    beta,
-    gamma,
-    None,
-    alpha=alpha,
-    epsilon=epsilon,
-    inverse=inverse,
-    rectify=rectify,
-    channel_axis=channel_axis,
-  )[0]
+def gdn(x, beta, gamma, **kwargs):
+  """``y`` in float64; ``kwargs`` as for :func:`gdn_and_vjp`."""
+  return gdn_and_vjp(x, beta, gamma, None, **kwargs)[0]
 
 
 def gdn_and_vjp(
@@ -106,31 +96,71 @@ def gdn_and_vjp(
   return y, grads
 
 
-def spatial_gdn(
-  x, beta, gamma, *, alpha=2.0, epsilon=0.5, inverse=False, rectify=False, channel_axis=-1
-):
+def spatial_gdn(x, beta, gamma, **kwargs):
   """Spatial GDN in float64, from its formula with a loop over the window:
 
       P_i(p) = beta_i + sum_o sum_j gamma[o, j, i] |r_j(p + o - c)|**alpha,   c = (k - 1) // 2
 
   for ``x`` of shape ``(N, *spatial, C)`` (or with the channels at ``channel_axis``) and
-  ``gamma`` of shape ``(*k, C, C)``; positions outside ``x`` count as 0."""
+  ``gamma`` of shape ``(*k, C, C)``; positions outside ``x`` count as 0. ``kwargs`` as for
+  :func:`gdn_and_vjp`."""
+  return spatial_gdn_and_vjp(x, beta, gamma, None, **kwargs)[0]
+
+
+def spatial_gdn_and_vjp(
+  x, beta, gamma, g, *, alpha=2.0, epsilon=0.5, inverse=False, rectify=False, channel_axis=-1
+):
+  """``(y, grads)`` of :func:`spatial_gdn` in float64, ``grads`` a dict of the cotangents of x,
+  beta and gamma for the output cotangent ``g`` (None: no gradients), by hand from the formula
+  (``q = p + o - c``, ``s`` as in :func:`gdn_and_vjp`):
+
+      dy_i(p)/dbeta_i         = s r_i(p) P_i(p)**(s-1)
+      dy_i(p)/dgamma[o, j, i] = s r_i(p) P_i(p)**(s-1) |r_j(q)|**alpha
+      dy_i(p)/dr_j(q)         = [i == j, q == p] P_i(p)**s
+                                + s r_i(p) P_i(p)**(s-1) gamma[o, j, i] alpha |r_j(q)|**(alpha-1)
+                                  sign(r_j(q))
+  """
   x = np.moveaxis(np.asarray(x, np.float64), channel_axis, -1)
   beta, gamma = np.asarray(beta, np.float64), np.asarray(gamma, np.float64)
+  s = epsilon if inverse else -epsilon
   r = np.maximum(x, 0.0) if rectify else x
   f = np.abs(r) ** alpha
   window = gamma.shape[:-2]
   spatial = x.shape[1:-1]
+  channels = x.shape[-1]
+
+  def taps():
+    """(o, p, q) for every window index o and position p whose source q lies inside x."""
+    for offset in np.ndindex(*window):
+      shift = [o - (k - 1) // 2 for o, k in zip(offset, window)]
+      for position in np.ndindex(*spatial):
+        source = tuple(p + d for p, d in zip(position, shift))
+        if all(0 <= q < n for q, n in zip(source, spatial)):
+          yield offset, position, source
+
   pool = np.broadcast_to(beta, x.shape).copy()
-  for offset in np.ndindex(*window):
-    shift = [o - (k - 1) // 2 for o, k in zip(offset, window)]
-    for position in np.ndindex(*spatial):
-      source = [p + s for p, s in zip(position, shift)]
-      if all(0 <= q < n for q, n in zip(source, spatial)):
-        for i in range(x.shape[-1]):
-          for j in range(x.shape[-1]):
-            pool[(slice(None), *position, i)] += (
-              gamma[(*offset, j, i)] * f[(slice(None), *source, j)]
-            )
-  y = r * pool**epsilon if inverse else r / pool**epsilon
-  return np.moveaxis(y, -1, channel_axis)
+  for offset, position, source in taps():
+    for i in range(channels):
+      for j in range(channels):
+        pool[(slice(None), *position, i)] += gamma[(*offset, j, i)] * f[(slice(None), *source, j)]
+  y = r * pool**s
+  if g is None:
+    return np.moveaxis(y, -1, channel_axis), None
+  g = np.moveaxis(np.asarray(g, np.float64), channel_axis, -1)
+  common = g * s * r * pool ** (s - 1)  # g_i(p) dy_i(p)/dP_i(p)
+  df = np.where(r != 0, alpha * np.abs(r) ** (alpha - 1) * np.sign(r), 0.0)  # d|r|**alpha / dr
+  dr = g * pool**s
+  dgamma = np.zeros_like(gamma)
+  for offset, position, source in taps():
+    for i in range(channels):
+      for j in range(channels):
+        c = common[(slice(None), *position, i)]
+        dgamma[(*offset, j, i)] += np.sum(c * f[(slice(None), *source, j)])
+        dr[(slice(None), *source, j)] += c * gamma[(*offset, j, i)] * df[(slice(None), *source, j)]
+  dx = dr * (x > 0) if rectify else dr
+  grads = {
+    "x": np.moveaxis(dx, -1, channel_axis),
+    "beta": common.sum(axis=tuple(range(x.ndim - 1))),
+    "gamma": dgamma,
+  }
+  return np.moveaxis(y, -1, channel_axis), grads

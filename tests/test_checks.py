@@ -80,7 +80,11 @@ def _public_names() -> list[str]:
   names += [f"jax_lrn.{api}.LocalResponseNorm" for api in ("nnx", "linen", "equinox")]
   names += ["jax_lrn.onnx_export.register"]
   names += [f"jax_lrn.{api}.LocalContrastNorm" for api in ("nnx", "linen", "equinox")]
-  names += [f"jax_lrn.{api}.GDN" for api in ("nnx", "linen", "equinox")]
+  names += [
+    f"jax_lrn.{api}.{layer}"
+    for api in ("nnx", "linen", "equinox")
+    for layer in ("GDN", "SpatialGDN")
+  ]
   return names
 
 

@@ -101,6 +101,28 @@ def test_even_window_reaches_further_after_the_position():
   np.testing.assert_allclose(y[0, :, 0], [1 / 3, 2 / 5, 4 / 1], rtol=1e-15)
 
 
+@pytest.mark.parametrize(
+  "shape, window, channel_axis",
+  [((2, 4, 5, 3), (3, 2), -1), ((1, 3, 5, 4), (2, 3), 1), ((2, 6, 2), (4,), -1)],
+)
+@pytest.mark.parametrize(
+  "alpha, epsilon, inverse, rectify", [(2.0, 0.5, False, False), (1.5, 0.75, True, True)]
+)
+def test_vjp_matches_reference(rng, shape, window, channel_axis, alpha, epsilon, inverse, rectify):
+  """The cotangents of x, beta and gamma against the reference's, differentiated by hand."""
+  x, x64 = random_input(rng, shape, jnp.float64)
+  beta, gamma = weights(rng, window, shape[channel_axis])
+  g = rng.normal(size=shape)
+  kwargs = dict(
+    alpha=alpha, epsilon=epsilon, inverse=inverse, rectify=rectify, channel_axis=channel_axis
+  )
+  y, vjp = jax.vjp(lambda x, b, w: spatial_gdn(x, b, w, **kwargs), x, beta, gamma)
+  want_y, want = gdn_reference.spatial_gdn_and_vjp(x64, beta, gamma, g, **kwargs)
+  np.testing.assert_allclose(y, want_y, rtol=1e-12, atol=1e-14)
+  for got, name in zip(vjp(jnp.asarray(g)), ("x", "beta", "gamma")):
+    np.testing.assert_allclose(got, want[name], rtol=1e-10, atol=1e-13, err_msg=name)
+
+
 @pytest.mark.parametrize("alpha, epsilon", [(2.0, 0.5), (1.0, 1.0), (1.5, 0.75)])
 @pytest.mark.parametrize("inverse", [False, True])
 def test_check_grads_order2(rng, alpha, epsilon, inverse):
