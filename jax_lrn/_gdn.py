@@ -183,14 +183,17 @@ _gdn_core = functools.partial(jax.custom_vjp, nondiff_argnums=(0,))(_forward)
 
 
 def _gdn_core_fwd(cfg: _Config, x, beta, gamma, alpha, epsilon):
-  """Keeps the inputs alone (``x`` in its own dtype): the backward recomputes the pool."""
-  return _forward(cfg, x, beta, gamma, alpha, epsilon), (x, beta, gamma, alpha, epsilon)
+  """Keeps the inputs alone (``x`` in its own dtype): the backward recomputes the pool. The
+  whole array at once, never in blocks: in a program that also runs the backward, XLA then
+  computes the pool once for both (in blocks, the backward's pool was a fourth product and the
+  VJP took 1.2x-1.3x longer on CPU; docs/gdn.md)."""
+  return _whole_forward(cfg, x, beta, gamma, alpha, epsilon), (x, beta, gamma, alpha, epsilon)
 
 
 def _gdn_core_bwd(cfg: _Config, residuals, g):
   """The elementwise steps by ``jax.vjp`` (the same code as the forward, fast paths
   included), the matrix product transposed by :func:`_channel_sum_transpose`. Never in
-  blocks: on CPU they took the time of the whole array at once (docs/gdn.md)."""
+  blocks: on CPU, blocks of the backward took the time of the whole array (docs/gdn.md)."""
   x, beta, gamma, alpha, epsilon = residuals
   (u, f), input_vjp = jax.vjp(lambda x, alpha: _pool_input_of_x(cfg, x, alpha), x, alpha)
   pool = _pool(cfg, f, beta, gamma)

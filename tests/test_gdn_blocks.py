@@ -1,7 +1,7 @@
 """gdn's CPU forward in blocks of positions (jax_lrn._gdn.CPU_BLOCK_ELEMENTS made small so
-that small arrays are split): the values and every cotangent against the float64 reference
-and against the whole array at once, transformations through the blocks, where the blocks
-are used and where they are not."""
+that small arrays are split): the values against the float64 reference and against the whole
+array at once, with the cotangents (whose programs are never in blocks) unchanged,
+transformations through the blocks, where the blocks are used and where they are not."""
 
 import jax
 import jax.numpy as jnp
@@ -55,8 +55,9 @@ def test_block_rows(shape, axis, rows, monkeypatch):
 def test_blocks_match_the_reference(
   rng, monkeypatch, dtype, shape, axis, rows, alpha, epsilon, inverse, rectify
 ):
-  """y and the cotangents of x, beta, gamma and traced alpha, epsilon, with the forward in
-  blocks (a while loop in the CPU program), against the float64 reference."""
+  """y from the forward in blocks (a while loop in the CPU program) and the cotangents of x,
+  beta, gamma and traced alpha, epsilon (no loop: the forward under jax.vjp and the backward
+  take the whole array) against the float64 reference."""
   _small_blocks(monkeypatch, shape[axis])
   x, x64 = random_input(rng, shape, dtype)
   beta, gamma = _weights(rng, shape[axis], dtype)
@@ -67,11 +68,17 @@ def test_blocks_match_the_reference(
     return gdn(x, beta, gamma, alpha=alpha, epsilon=epsilon, **kw)
 
   a, e = jnp.asarray(alpha, dtype), jnp.asarray(epsilon, dtype)
-  assert _while_loops(lambda x: f(x, beta, gamma, alpha, epsilon), x) == 1
-  y, vjp = jax.vjp(f, x, beta, gamma, a, e)
-  got = dict(zip(("x", "beta", "gamma", "alpha", "epsilon"), vjp(jnp.asarray(g, dtype))))
-  b64, g64 = (np.asarray(v, np.float64) for v in (beta, gamma))
-  want_y, want = gdn_reference.gdn_and_vjp(x64, b64, g64, g, alpha=alpha, epsilon=epsilon, **kw)
+  t = jnp.asarray(g, dtype)
+  assert _while_loops(lambda x: f(x, beta, gamma, a, e), x) == 1
+  assert _while_loops(lambda x: jax.vjp(f, x, beta, gamma, a, e)[1](t), x) == 0
+  y = jax.jit(f)(x, beta, gamma, a, e)
+  y_vjp, vjp = jax.vjp(f, x, beta, gamma, a, e)
+  got = dict(zip(("x", "beta", "gamma", "alpha", "epsilon"), vjp(t)))
+  got["y under jax.vjp"] = y_vjp
+  want_y, want = gdn_reference.gdn_and_vjp(
+    x64, *(np.asarray(v, np.float64) for v in (beta, gamma)), g, alpha=alpha, epsilon=epsilon, **kw
+  )
+  want["y under jax.vjp"] = want_y
   assert y.dtype == dtype
   if dtype == jnp.float64:
     np.testing.assert_allclose(y, want_y, rtol=1e-12)
@@ -87,15 +94,16 @@ def test_blocks_match_the_reference(
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32], ids=str)
 @pytest.mark.parametrize("shape, axis, rows", BLOCKED, ids=BLOCKED_IDS)
 def test_blocks_equal_the_whole_array(rng, monkeypatch, dtype, shape, axis, rows):
-  """The blocked forward computes each position as the whole array does: y and every
-  cotangent agree to rounding."""
+  """The blocked forward computes each position as the whole array does: y agrees to
+  rounding, and so do y and every cotangent under jax.vjp."""
   x, _ = random_input(rng, shape, dtype)
   beta, gamma = _weights(rng, shape[axis], dtype)
   g = jnp.asarray(rng.normal(size=shape), dtype)
 
   def everything(x, beta, gamma):
-    y, vjp = jax.vjp(lambda *a: gdn(*a, channel_axis=axis), x, beta, gamma)
-    return (y, *vjp(g))
+    f = lambda *a: gdn(*a, channel_axis=axis)  # noqa: E731
+    y, vjp = jax.vjp(f, x, beta, gamma)
+    return (f(x, beta, gamma), y, *vjp(g))
 
   whole = jax.jit(everything)(x, beta, gamma)
   _small_blocks(monkeypatch, shape[axis])
@@ -107,8 +115,8 @@ def test_blocks_equal_the_whole_array(rng, monkeypatch, dtype, shape, axis, rows
 
 
 def test_blocks_under_vmap_and_grad_of_grad(rng, monkeypatch):
-  """vmap and second derivatives through the blocked forward equal those of the whole array
-  at once (the loop is differentiated and batched by JAX)."""
+  """vmap through the blocked forward (batched by JAX) and second derivatives with small
+  blocks equal those of the whole array at once."""
   shape = (4, 3, 2, 8)
   x, _ = random_input(rng, shape, jnp.float64)
   beta, gamma = _weights(rng, 8, jnp.float64)
@@ -126,13 +134,13 @@ def test_blocks_under_vmap_and_grad_of_grad(rng, monkeypatch):
   def batched(x, beta, gamma):
     def y_and_dx(x, t):
       y, vjp = jax.vjp(lambda x: gdn(x, beta, gamma), x)
-      return y, vjp(t)[0]
+      return gdn(x, beta, gamma), y, vjp(t)[0]
 
     return jax.vmap(y_and_dx)(jnp.stack([x, 2.0 * x]), jnp.stack([v, -v]))
 
   want = [fn(x, beta, gamma) for fn in (gradgrad, batched, jax.jit(gradgrad))]
   _small_blocks(monkeypatch, 8)
-  assert _while_loops(lambda x: gdn(x, beta, gamma), x) == 1
+  assert _while_loops(jax.vmap(lambda x: gdn(x, beta, gamma)), jnp.stack([x, x])) == 1
   got = [fn(x, beta, gamma) for fn in (gradgrad, batched, jax.jit(gradgrad))]
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
@@ -140,16 +148,17 @@ def test_blocks_under_vmap_and_grad_of_grad(rng, monkeypatch):
 
 def test_what_is_not_blocked(monkeypatch):
   """Whole arrays with the channel axis not last (NCHW), in 16 bits, with too few positions
-  for two blocks or no divisor of the positions near the block size (37 positions), the
-  backward (as fast in blocks as at once), and off the CPU."""
+  for two blocks or no divisor of the positions near the block size (37 positions), under
+  jax.vjp (its forward and backward), and off the CPU."""
   _small_blocks(monkeypatch, 8)
   x = jnp.ones((4, 3, 2, 8), jnp.float32)
   beta, gamma = jnp.ones(8, jnp.float32), jnp.eye(8, dtype=jnp.float32)
   f = lambda x, **kw: gdn(x, beta, gamma, **kw)  # noqa: E731
   assert _while_loops(f, x) == 1
   assert _while_loops(jax.grad(lambda x: jnp.sum(f(x))), x) == 0  # dx: the forward is unused
+  assert _while_loops(lambda x: jax.vjp(f, x)[0], x) == 0
   y_and_dx = lambda x: jax.vjp(f, x)[1](x)  # noqa: E731
-  assert _while_loops(lambda x: (f(x), y_and_dx(x)), x) == 1  # only the forward's loop
+  assert _while_loops(lambda x: (f(x), y_and_dx(x)), x) == 1  # only the plain call's loop
   assert _while_loops(lambda x: f(jnp.moveaxis(x, -1, 1), channel_axis=1), x) == 0
   assert _while_loops(lambda x: f(x[:1, :1]), x) == 0  # 2 positions: one block
   assert _while_loops(lambda x: f(jnp.ones((37, 8), jnp.float32)), x) == 0
