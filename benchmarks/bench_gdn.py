@@ -224,11 +224,12 @@ def framework_rows(name, python, shape, args):
 # ---------------------------------------------------------------------------------------------
 
 
-def jax_variants():
+def jax_variants(whole: bool = False):
   import jax
   import jax.numpy as jnp
 
   import jax_lrn
+  import jax_lrn._gdn
 
   def plain(x, beta, gamma):
     return x / jnp.sqrt((x * x) @ gamma + beta)
@@ -252,11 +253,19 @@ def jax_variants():
     return dx, jnp.sum(t.reshape(-1, channels), axis=0), dgamma
 
   recompute.defvjp(recompute_fwd, recompute_bwd)
-  return {
-    "jax_lrn": lambda x, b, gm: jax_lrn.gdn(x, b, gm),
-    "plain JAX": plain,
-    "custom_vjp": recompute,
-  }
+
+  def whole_array(x, b, gm):  # traced with CPU blocks too large to split x
+    blocks = jax_lrn._gdn.CPU_BLOCK_ELEMENTS
+    jax_lrn._gdn.CPU_BLOCK_ELEMENTS = x.size
+    try:
+      return jax_lrn.gdn(x, b, gm)
+    finally:
+      jax_lrn._gdn.CPU_BLOCK_ELEMENTS = blocks
+
+  variants = {"jax_lrn": lambda x, b, gm: jax_lrn.gdn(x, b, gm)}
+  if whole:
+    variants["jax_lrn whole"] = whole_array
+  return {**variants, "plain JAX": plain, "custom_vjp": recompute}
 
 
 def in_context(f, context):
@@ -297,7 +306,7 @@ def jax_rows(shape, args):
   ref = gdn_reference(x_np[:1], g_np[:1], beta_np, gamma_np)
   full = None
   rows, fns = [], {}
-  for impl, f in jax_variants().items():
+  for impl, f in jax_variants(args.whole).items():
     for context in args.contexts:
       start = time.perf_counter()
       compiled = jax.jit(in_context(f, context)).lower(x, g, b, gm).compile()
@@ -391,6 +400,9 @@ def main(argv=None):
   parser.add_argument("--threads", type=int, default=2, help="worker threads (OMP_NUM_THREADS)")
   parser.add_argument("--worker", choices=("tfc", "compressai"), help=argparse.SUPPRESS)
   parser.add_argument("--shape", help=argparse.SUPPRESS)
+  parser.add_argument(
+    "--whole", action="store_true", help="add jax_lrn without CPU blocks (the whole array at once)"
+  )
   parser.add_argument("--system-malloc", action="store_true", help="keep glibc's default")
   args = parser.parse_args(argv)
   if not args.system_malloc and not args.worker:

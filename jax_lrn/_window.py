@@ -259,9 +259,20 @@ def _block_rows(x, cfg: WindowConfig) -> int | None:
   return max(fitting)
 
 
+def map_blocks(fn: Callable, rows_per_block: int, arrays, *shared):
+  """``fn(*blocks, *shared)`` for each block of ``rows_per_block`` rows of axis 0 of every
+  array of ``arrays`` (``lax.map``; the arrays have equal extents along axis 0, a multiple of
+  ``rows_per_block``). Returns the blocks' outputs stacked along a new leading axis, for the
+  caller to put back together (reshape) or add up (sum over axis 0)."""
+  rows = arrays[0].shape[0]
+  blocked = [a.reshape(rows // rows_per_block, rows_per_block, *a.shape[1:]) for a in arrays]
+  return lax.map(lambda blocks: fn(*blocks, *shared), blocked)
+
+
 def in_blocks(fn: Callable, cfg: WindowConfig, x, *args):
-  """``fn(cfg, x, *args)`` computed block by block along axis 0 (``lax.map``), so that what one
-  block's passes store between them stays in the CPU's caches instead of going to memory.
+  """``fn(cfg, x, *args)`` computed block by block along axis 0 (:func:`map_blocks`), so that
+  what one block's passes store between them stays in the CPU's caches instead of going to
+  memory.
 
   Every argument of ``x``'s shape (``x``, the cotangent) is split into blocks; every output of
   that shape is put back together, and every scalar output (a sum over the array: the
@@ -271,17 +282,16 @@ def in_blocks(fn: Callable, cfg: WindowConfig, x, *args):
   if rows_per_block is None:
     return fn(cfg, x, *args)
   shape = x.shape
-  blocked = (shape[0] // rows_per_block, rows_per_block, *shape[1:])
   split = [i for i, a in enumerate(args) if getattr(a, "shape", None) == shape]
 
-  def block(parts):
-    x_block, *others = parts
+  def block(x_block, *others):
     block_args = list(args)
     for i, part in zip(split, others):
       block_args[i] = part
     return fn(cfg, x_block, *block_args)
 
-  out = lax.map(block, [a.reshape(blocked) for a in [x] + [args[i] for i in split]])
+  out = map_blocks(block, rows_per_block, [x] + [args[i] for i in split])
+  blocked = (shape[0] // rows_per_block, rows_per_block, *shape[1:])
   return jax.tree.map(lambda o: o.reshape(shape) if o.shape == blocked else o.sum(0), out)
 
 

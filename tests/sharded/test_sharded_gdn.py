@@ -83,3 +83,26 @@ def test_only_the_channel_axis_needs_communication_for_y_and_dx(axis_type, spec,
     else:
       assert sum(count.values()) == 0, count
   assert all_grads["all-reduce"] + all_grads["reduce-scatter"] > 0, all_grads
+
+
+@pytest.mark.parametrize("axis_type", AXIS_TYPES, ids=str)
+@pytest.mark.parametrize("spec, across", SHARDINGS, ids=IDS)
+def test_cpu_blocks_stay_out_of_a_mesh(monkeypatch, axis_type, spec, across):
+  """With blocks small enough to split the array, the CPU forward outside a mesh is a loop over
+  blocks; inside one (positions may be sharded) it is the whole array at once, with the same
+  values and still no collective for batch or spatial sharding."""
+  import jax_lrn._gdn
+
+  monkeypatch.setattr(jax_lrn._gdn, "CPU_BLOCK_ELEMENTS", 32 * 256)  # blocks of 256 positions
+  x, beta, gamma = _data()
+  fwd = _functions()[0]
+  assert " while(" in fwd.lower(x, beta, gamma).compile().as_text()
+  want = fwd(x, beta, gamma)
+  mesh = jax.make_mesh((8,), ("d",), axis_types=(axis_type,))
+  xs = jax.device_put(x, NamedSharding(mesh, spec))
+  with jax.set_mesh(mesh):
+    hlo = fwd.lower(xs, beta, gamma).compile().as_text()
+    got = fwd(xs, beta, gamma)
+  assert " while(" not in hlo
+  assert (sum(_collectives(hlo).values()) > 0) == across
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
