@@ -70,12 +70,11 @@ SQUARES_OF_SHIFTS = ("shifted_squares", "matmul")
 SHIFTED_MAX_SIZE = 16
 
 # On CPU, float32 and float64 within-channel windows that leave the last axis out (NHWC) over
-# arrays of more than two blocks of this many elements are computed in blocks of whole rows of
+# arrays of at least two blocks of this many elements are computed in blocks of whole rows of
 # axis 0, so that each block's passes read and write the caches rather than memory (see
-# in_blocks and _block_rows). 2**20 float32 elements are 4 MiB: a block's x, cotangent, partial
-# sums and output fit in a 32 MiB last-level cache with room to spare (blocks of up to 2**21
-# elements took longer for dx only, the same for the other contexts; see _block_rows).
-CPU_BLOCK_ELEMENTS = 1 << 20
+# in_blocks and _block_rows). 2**21 float32 elements are 8 MiB: a block's x, its
+# partial sums and its output fit in a 32 MiB last-level cache.
+CPU_BLOCK_ELEMENTS = 1 << 21
 
 
 def window_extent(size: int, even_placement: str) -> tuple[int, int]:
@@ -233,9 +232,8 @@ def _block_rows(x, cfg: WindowConfig) -> int | None:
   """How many rows of axis 0 each block of :func:`in_blocks` holds (the most that divide the
   axis and fit in ``CPU_BLOCK_ELEMENTS``), or ``None`` where ``x`` is not split: other than a
   float32 or float64 window over several axes none of which is the last (NHWC within channel),
-  axis 0 a window axis or symbolic, an explicitly sharded array, an array of at most two
-  blocks' worth of elements (it fits in the caches as it is), fewer than two rows per block or
-  fewer than two blocks.
+  axis 0 a window axis or symbolic, an explicitly sharded array, fewer than two rows per block
+  or fewer than two blocks.
 
   Measured with ``benchmarks/bench_lrn.py``-style rounds on AlexNet conv1 (within 5x5, the old
   and the blocked program in the same rounds, a quiet moment of a shared 2-core machine): NHWC
@@ -249,15 +247,11 @@ def _block_rows(x, cfg: WindowConfig) -> int | None:
   slice of ``x`` with the shifted copies of the channel sum, which no longer vectorise; blocks
   of one row added a copy of the whole array.
 
-  Block size, measured in the same kind of rounds (AlexNet conv1 float32 NHWC, within 3x3 and 5x5,
-  blocks of 4 rows (8.9 MiB) and of 2 rows (4.4 MiB) in the same rounds, two runs per allocator on
-  a loaded shared machine): blocks of 2 rows took 0.78-0.95x the time of blocks of 4 for dx only
-  with memory reused (0.78-0.96x with the default allocation), and the same within the rounds'
-  spread for forward and for y and dx; in one run blocks of 8 rows (17.8 MiB) and of 1 row took
-  longer in every context. Arrays of at most two blocks (4 images of conv1) gained nothing from
-  two blocks in one run (y and dx 1.14x), so they stay whole, as they were with the larger blocks.
-  What bounds the blocked programs (each block's last pass, with the power, runs on one core
-  inside the in-place update; 16-bit slices) is in ``docs/performance.md``."""
+  Smaller blocks were measured and not adopted (``docs/performance.md``): with 2**20 elements
+  conv1's dx only took 0.78-0.95x the time of blocks of 4 rows, but conv2 (128, 27, 27, 256) in
+  blocks of 4 rows took longer than in blocks of 8 (dx only 1.16x), and GoogLeNet's
+  (32, 56, 56, 192), whose two rows exceed 2**20 elements, was no longer blocked (1.26-1.62x
+  the time)."""
   if len(cfg.axes) < 2 or 0 in cfg.axes or x.ndim - 1 in cfg.axes:
     return None
   if x.dtype not in (np.float32, np.float64) or not all(isinstance(d, int) for d in x.shape):
@@ -265,8 +259,6 @@ def _block_rows(x, cfg: WindowConfig) -> int | None:
   if any(_explicit_mesh_axes(x, axis) for axis in range(x.ndim)):
     return None
   rows, row = x.shape[0], math.prod(x.shape[1:])
-  if rows * row <= 2 * CPU_BLOCK_ELEMENTS:
-    return None
   fitting = [b for b in range(2, rows + 1) if rows % b == 0 and b * row <= CPU_BLOCK_ELEMENTS]
   if not fitting or rows // max(fitting) < 2:
     return None
