@@ -242,7 +242,7 @@ def _has_loop(f, *args) -> bool:
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32], ids=str)
 @pytest.mark.parametrize("shape, size, kw", BLOCKED_CASES)
 def test_blocks_on_cpu_match_the_reference(rng, monkeypatch, dtype, shape, size, kw):
-  """On CPU, arrays of several blocks are computed block by block along axis 0 (lax.map):
+  """On CPU, arrays of several blocks are computed block by block along axis 0 (a fori_loop):
   y and every cotangent (x and the parameters, sums over all blocks) against the float64
   reference."""
   row = int(np.prod(shape[1:]))
@@ -298,6 +298,27 @@ def test_block_size_on_cpu(shape, rows, dtype):
     if rows is not None:
       block = "x".join(str(d) for d in (rows, *shape[1:]))
       assert f"tensor<{block}x{element}>" in text
+
+
+@pytest.mark.parametrize("shape, size, kw", BLOCKED_CASES)
+def test_blocked_y_and_dx_copies_no_output_on_cpu(monkeypatch, shape, size, kw):
+  """y and dx is two blocked loops (the forward's and the backward's); each writes into a
+  buffer of its own, so the compiled CPU program copies no array of x's shape (a buffer shared
+  by both loops would be copied into each)."""
+  monkeypatch.setattr(jax_lrn._window, "CPU_BLOCK_ELEMENTS", 2 * int(np.prod(shape[1:])))
+  spec = jax.ShapeDtypeStruct(shape, jnp.float32)
+
+  def y_and_dx(x, g):
+    y, vjp = jax.vjp(lambda x: lrn(x, size, **kw), x)
+    return y, vjp(g)[0]
+
+  text = jax.jit(y_and_dx).lower(spec, spec).compile().as_text()
+  assert len(re.findall(r" while\(", text)) == 2
+  copied = [
+    np.prod([int(d) for d in dims.split(",")])
+    for dims in re.findall(r"= f32\[([\d,]+)\]\S* copy\(", text)
+  ]
+  assert np.prod(shape) not in copied
 
 
 @pytest.mark.parametrize("shape, size, kw", BLOCKED_CASES[:2])
