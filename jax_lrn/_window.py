@@ -239,13 +239,19 @@ def _block_rows(x, cfg: WindowConfig) -> int | None:
   and the blocked program in the same rounds, a quiet moment of a shared 2-core machine): NHWC
   float32 in blocks of 4 rows took 0.90x, 0.69x and 0.98x the time of the whole array at once
   (forward, dx only, y and dx); NCHW float32 1.25x, 0.95x and 1.37x; bfloat16 NHWC 1.69x,
-  1.20x and 1.70x (its blocks sliced as ``uint16`` bits: sliced as bfloat16, XLA:CPU widened
-  the whole array to float32 before the loop, slower still). With glibc's
-  default allocation, which page-faults every large output in anew, blocks were faster in all
-  of those (NCHW float32 0.47x-0.67x), but the tunable that reuses memory is the measured
-  default. Across channels blocks took 4-5x longer: inside the loop XLA:CPU fuses the block's
-  slice of ``x`` with the shifted copies of the channel sum, which no longer vectorise; blocks
-  of one row added a copy of the whole array."""
+  1.20x and 1.70x, so 16-bit arrays are not split (those blocks were sliced as ``uint16``
+  bits: sliced as bfloat16, XLA:CPU widened the whole array to float32 before the loop, slower
+  still). With glibc's default allocation, which page-faults every large output in anew,
+  blocks were faster in all of those (NCHW float32 0.47x-0.67x), but the tunable that reuses
+  memory is the measured default. Across channels blocks took 4-5x longer: inside the loop
+  XLA:CPU fuses the block's slice of ``x`` with the shifted copies of the channel sum, which no
+  longer vectorise; blocks of one row added a copy of the whole array.
+
+  Smaller blocks were measured and not adopted (``docs/performance.md``): with 2**20 elements
+  conv1's dx only took 0.78-0.95x the time of blocks of 4 rows, but conv2 (128, 27, 27, 256) in
+  blocks of 4 rows took longer than in blocks of 8 (dx only 1.16x), and GoogLeNet's
+  (32, 56, 56, 192), whose two rows exceed 2**20 elements, was no longer blocked (1.26-1.62x
+  the time)."""
   if len(cfg.axes) < 2 or 0 in cfg.axes or x.ndim - 1 in cfg.axes:
     return None
   if x.dtype not in (np.float32, np.float64) or not all(isinstance(d, int) for d in x.shape):
@@ -259,14 +265,47 @@ def _block_rows(x, cfg: WindowConfig) -> int | None:
   return max(fitting)
 
 
-def map_blocks(fn: Callable, rows_per_block: int, arrays, *shared):
-  """``fn(*blocks, *shared)`` for each block of ``rows_per_block`` rows of axis 0 of every
-  array of ``arrays`` (``lax.map``; the arrays have equal extents along axis 0, a multiple of
-  ``rows_per_block``). Returns the blocks' outputs stacked along a new leading axis, for the
-  caller to put back together (reshape) or add up (sum over axis 0)."""
-  rows = arrays[0].shape[0]
-  blocked = [a.reshape(rows // rows_per_block, rows_per_block, *a.shape[1:]) for a in arrays]
-  return lax.map(lambda blocks: fn(*blocks, *shared), blocked)
+def map_blocks(fn: Callable, rows: int, arrays, *shared):
+  """``fn(*blocks, *shared)`` for each block of ``rows`` rows of axis 0 of every array of
+  ``arrays`` (a ``fori_loop``; the arrays have equal extents along axis 0, a multiple of
+  ``rows``). Every output of a block's shape (``rows`` rows of the first array) is written into
+  an array of the first array's shape; every other output (a sum over the array: the
+  parameters' cotangents) is the sum of the blocks' values.
+
+  The arrays the loop writes into start as zeros computed from the loop's own last input
+  (``0 * v[0]``; every row is overwritten), not as a shared constant: XLA:CPU merges equal
+  constants, and two loops of one program (y and dx: the forward's and the backward's)
+  updating one buffer in place then each get a copy of it, one thread copying a whole output.
+  Against ``lax.map`` (whose buffers are such constants), in the same rounds with either one
+  timed first (AlexNet conv1 float32 NHWC, LRN within 3x3 and 5x5, a loaded shared machine):
+  y and dx took 0.71-1.01x the time with memory reused and 0.68-0.79x with glibc's default
+  allocation; dx only 0.90-1.07x; forward 0.89-1.09x, and 1.14-1.42x with the default
+  allocation where it ran right after the other program's y and dx (0.97x where it ran
+  first)."""
+  first = arrays[0]
+
+  def block(index):
+    blocks = (lax.dynamic_slice_in_dim(a, index * rows, rows) for a in arrays)
+    return fn(*blocks, *shared)
+
+  leaves, tree = jax.tree.flatten(jax.eval_shape(block, 0))
+  blockwise = [leaf.shape == (rows, *first.shape[1:]) for leaf in leaves]
+  zero = arrays[-1].reshape(-1)[0] * 0
+
+  def start(leaf, whole: bool):
+    if whole:
+      return lax.broadcast(zero.astype(leaf.dtype), (first.shape[0], *leaf.shape[1:]))
+    return jnp.zeros(leaf.shape, leaf.dtype)
+
+  def body(index, outs):
+    new = jax.tree.leaves(block(index))
+    return [
+      lax.dynamic_update_slice_in_dim(out, part, index * rows, 0) if whole else out + part
+      for out, part, whole in zip(outs, new, blockwise)
+    ]
+
+  init = [start(leaf, whole) for leaf, whole in zip(leaves, blockwise)]
+  return jax.tree.unflatten(tree, lax.fori_loop(0, first.shape[0] // rows, body, init))
 
 
 def in_blocks(fn: Callable, cfg: WindowConfig, x, *args):
@@ -274,15 +313,14 @@ def in_blocks(fn: Callable, cfg: WindowConfig, x, *args):
   what one block's passes store between them stays in the CPU's caches instead of going to
   memory.
 
-  Every argument of ``x``'s shape (``x``, the cotangent) is split into blocks; every output of
-  that shape is put back together, and every scalar output (a sum over the array: the
-  parameters' cotangents) is the sum of the blocks' values. Where :func:`_block_rows` says no,
-  it is ``fn(cfg, x, *args)`` itself."""
-  rows_per_block = _block_rows(x, cfg)
-  if rows_per_block is None:
+  Every argument of ``x``'s shape (``x``, the cotangent) is sliced into blocks; every output of
+  a block's shape is put back together into an array of ``x``'s shape, and every scalar output
+  (a sum over the array: the parameters' cotangents) is the sum of the blocks' values. Where
+  :func:`_block_rows` says no, it is ``fn(cfg, x, *args)`` itself."""
+  rows = _block_rows(x, cfg)
+  if rows is None:
     return fn(cfg, x, *args)
-  shape = x.shape
-  split = [i for i, a in enumerate(args) if getattr(a, "shape", None) == shape]
+  split = [i for i, a in enumerate(args) if getattr(a, "shape", None) == x.shape]
 
   def block(x_block, *others):
     block_args = list(args)
@@ -290,9 +328,7 @@ def in_blocks(fn: Callable, cfg: WindowConfig, x, *args):
       block_args[i] = part
     return fn(cfg, x_block, *block_args)
 
-  out = map_blocks(block, rows_per_block, [x] + [args[i] for i in split])
-  blocked = (shape[0] // rows_per_block, rows_per_block, *shape[1:])
-  return jax.tree.map(lambda o: o.reshape(shape) if o.shape == blocked else o.sum(0), out)
+  return map_blocks(block, rows, [x, *(args[i] for i in split)])
 
 
 def per_platform(fn: Callable, cfg: WindowConfig, *args):

@@ -242,7 +242,7 @@ def _has_loop(f, *args) -> bool:
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32], ids=str)
 @pytest.mark.parametrize("shape, size, kw", BLOCKED_CASES)
 def test_blocks_on_cpu_match_the_reference(rng, monkeypatch, dtype, shape, size, kw):
-  """On CPU, arrays of several blocks are computed block by block along axis 0 (lax.map):
+  """On CPU, arrays of several blocks are computed block by block along axis 0 (a fori_loop):
   y and every cotangent (x and the parameters, sums over all blocks) against the float64
   reference."""
   row = int(np.prod(shape[1:]))
@@ -271,6 +271,54 @@ def test_blocks_on_cpu_match_the_reference(rng, monkeypatch, dtype, shape, size,
 
 def _compute(dtype):
   return jnp.float64 if dtype == jnp.float64 else jnp.float32
+
+
+@pytest.mark.parametrize(
+  "shape, rows",
+  [
+    ((64, 55, 55, 96), 4),  # AlexNet conv1: 16 blocks of 4 images (4.4 MiB in float32)
+    ((32, 27, 27, 256), 8),  # 4 blocks of 8 (2**21 elements hold 11 rows; 11 does not divide 32)
+    ((32, 56, 56, 192), 2),  # GoogLeNet-sized: 16 blocks of 2
+    ((4, 55, 55, 96), None),  # 1.2M elements: one block would hold it all, not split
+  ],
+)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=str)
+def test_block_size_on_cpu(shape, rows, dtype):
+  """At the default CPU_BLOCK_ELEMENTS, the CPU program of every context loops over blocks of
+  the most rows of axis 0 that divide it and fit in 2**21 elements, and leaves an array that
+  one such block would hold whole."""
+  spec = jax.ShapeDtypeStruct(shape, dtype)
+  f = lambda x: lrn(x, 5, mode="within_channel")  # noqa: E731
+  dx_only = jax.grad(lambda x, g: jnp.sum(f(x) * g))
+  y_and_dx = lambda x, g: jax.vjp(f, x)[1](g)  # noqa: E731
+  element = "f32" if dtype == jnp.float32 else "f64"
+  for fn, args in ((f, (spec,)), (dx_only, (spec, spec)), (y_and_dx, (spec, spec))):
+    text = jax.jit(fn).lower(*args).as_text()
+    assert ("stablehlo.while" in text) == (rows is not None)
+    if rows is not None:
+      block = "x".join(str(d) for d in (rows, *shape[1:]))
+      assert f"tensor<{block}x{element}>" in text
+
+
+@pytest.mark.parametrize("shape, size, kw", BLOCKED_CASES)
+def test_blocked_y_and_dx_copies_no_output_on_cpu(monkeypatch, shape, size, kw):
+  """y and dx is two blocked loops (the forward's and the backward's); each writes into a
+  buffer of its own, so the compiled CPU program copies no array of x's shape (a buffer shared
+  by both loops would be copied into each)."""
+  monkeypatch.setattr(jax_lrn._window, "CPU_BLOCK_ELEMENTS", 2 * int(np.prod(shape[1:])))
+  spec = jax.ShapeDtypeStruct(shape, jnp.float32)
+
+  def y_and_dx(x, g):
+    y, vjp = jax.vjp(lambda x: lrn(x, size, **kw), x)
+    return y, vjp(g)[0]
+
+  text = jax.jit(y_and_dx).lower(spec, spec).compile().as_text()
+  assert len(re.findall(r" while\(", text)) == 2
+  copied = [
+    np.prod([int(d) for d in dims.split(",")])
+    for dims in re.findall(r"= f32\[([\d,]+)\]\S* copy\(", text)
+  ]
+  assert np.prod(shape) not in copied
 
 
 @pytest.mark.parametrize("shape, size, kw", BLOCKED_CASES[:2])
