@@ -218,8 +218,9 @@ def _backward_recomputed(cfg: WindowConfig, x, alpha, beta, k, g, wanted):
   x and g once and writes dx (a banded product reads both twice: once for each side of the
   matrix unit; shifted copies of one t make XLA store t). There is no optimization barrier:
   with ``jax.vjp``, XLA:TPU computes the forward's y (the same expression as the term at
-  ``d = 0``) in that fusion too. Where ``j + d`` lies outside the axis, 1 is added to s: there
-  x and g are 0, so the term is 0 also where s would be 0 (k = 0)."""
+  ``d = 0``; for 16-bit x, rounded, which that term adds times 0) in that fusion too. Where
+  ``j + d`` lies outside the axis, 1 is added to s: there x and g are 0, so the term is 0 also
+  where s would be 0 (k = 0)."""
   u = _widen(x)
   dx = None
   if wanted[0] is not None:
@@ -234,6 +235,11 @@ def _backward_recomputed(cfg: WindowConfig, x, alpha, beta, k, g, wanted):
       if d:
         s = s + outside_ones(x.shape, axis, d, u.dtype)
       y = divide_by_power(shifted_by(x, axis, d).astype(u.dtype), s, beta, cfg.static_beta)
+      if d == 0 and x.dtype != u.dtype:
+        # + 0: the y that the forward returns (rounded to x's dtype; at most 1 in magnitude, so
+        # finite where the rounding overflows) joins the term without changing it, and XLA:TPU
+        # then writes the forward's y from this fusion (bfloat16 y and dx: 2.0x, not 4.5x).
+        y = y + 0.0 * jnp.minimum(jnp.abs(y.astype(x.dtype)), 1).astype(u.dtype)
       t = _cross_factor(shifted_by(g, axis, d).astype(u.dtype), y, s, cfg)
       cross = t if cross is None else cross + t
     s = k + (alpha / cfg.count) * window_sum_of_squares(x, cfg, u.dtype)

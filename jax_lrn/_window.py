@@ -47,7 +47,7 @@ summed separably, one axis at a time, by one of five implementations:
   fusion that reads ``x`` and the cotangent once and writes ``dx`` (dx only 1.5x, against 2.5x
   for the banded product, whose matrix-unit fusion reads both twice, and 6x with a
   ``reduce_window``), and with ``jax.vjp`` XLA:TPU computes the forward's ``y`` in that same
-  fusion (float32: 2.0x, against 5.5x).
+  fusion (2.0x, against 5.5x).
 
 Windows longer than ``SHIFTED_MAX_SIZE`` along an axis always use ``reduce_window`` (the shifted
 form's program grows with the size). Windows longer than their axis are clipped to it (elements
