@@ -19,10 +19,11 @@ In order, it
    ``implementation=None`` runs on this platform, per window mode; and that no LRN program
    contains a matrix product or a convolution (so XLA's default matmul precision, TF32 or
    bfloat16 passes, cannot change its float32 results) except ``implementation="matmul"``'s
-   own, at ``Precision.HIGHEST``, with results bitwise equal under every precision setting;
+   own (and ``"recompute"``'s within channel, where it is ``"matmul"``), at
+   ``Precision.HIGHEST``, with results bitwise equal under every precision setting;
 3. times, per (shape, layout, window, dtype), in interleaved rounds after warm-up: ``lrn`` with
    every ``implementation`` (``"shifted"``, ``"reduce_window"``, ``"shifted_squares"``,
-   ``"matmul"``) and plain autodiff (one
+   ``"matmul"``, ``"recompute"``) and plain autodiff (one
    ``lax.reduce_window`` and ``** -beta``, in float32 for bfloat16) in three passes (forward;
    dx only, ``jax.grad`` of ``sum(lrn(x) * g)``; y and dx, ``jax.vjp``), PyTorch's
    ``local_response_norm`` (across channels; NCHW or channels_last to match the layout) when
@@ -590,7 +591,7 @@ def check_reference(quick: bool, seed: int) -> list[dict]:
 DOCUMENTED_DEFAULT = {
   "cpu": {"across_channels": "shifted", "within_channel": "shifted"},
   "cuda": {"across_channels": "reduce_window", "within_channel": "shifted_squares"},
-  "tpu": {"across_channels": "matmul", "within_channel": "shifted_squares"},
+  "tpu": {"across_channels": "recompute", "within_channel": "shifted_squares"},
 }
 OTHER_DEFAULT = {"across_channels": "reduce_window", "within_channel": "reduce_window"}
 MODES = ("across_channels", "within_channel")
@@ -619,8 +620,10 @@ def detected_defaults(platform: str | None = None) -> tuple[dict[str, str], bool
   defaults, works = {}, True
   for mode in MODES:
     uses = {impl: signature(mode, impl) for impl in (None, *IMPLEMENTATIONS)}
-    works &= len({uses[impl] for impl in IMPLEMENTATIONS}) == len(IMPLEMENTATIONS)
-    defaults[mode] = next((impl for impl in IMPLEMENTATIONS if uses[impl] == uses[None]), "?")
+    # Within channel "recompute" is "matmul" (it recomputes across one axis only): not told apart.
+    told = [i for i in IMPLEMENTATIONS if mode == "across_channels" or i != "recompute"]
+    works &= len({uses[impl] for impl in told}) == len(told)
+    defaults[mode] = next((impl for impl in told if uses[impl] == uses[None]), "?")
   return defaults, works
 
 
@@ -652,8 +655,9 @@ def detect_default(platform: str) -> tuple[dict[str, str], list[dict]]:
 
 def check_precision() -> list[dict]:
   """XLA's default matmul precision (TF32 on recent NVIDIA GPUs, bfloat16 passes on TPU) cannot
-  touch LRN: its programs have no matrix product, except ``implementation="matmul"``, whose
-  banded matrix products ask for ``Precision.HIGHEST`` themselves. Checked in the optimized
+  touch LRN: its programs have no matrix product, except ``implementation="matmul"`` (and
+  ``"recompute"``, within channel ``"matmul"``), whose banded matrix products ask for
+  ``Precision.HIGHEST`` themselves. Checked in the optimized
   programs, and by results that are bitwise equal under every ``jax.default_matmul_precision``."""
   rng = np.random.default_rng(7)
   x = jnp.asarray(rng.normal(0.0, 2.0, size=(4, 9, 9, 32)), jnp.float32)
@@ -681,7 +685,7 @@ def check_precision() -> list[dict]:
           raise fn
       text = programs[0].as_text().lower()
       found = [m for m in markers if m in text]
-      allowed = case.endswith(" matmul")  # its own products, at Precision.HIGHEST
+      allowed = case.endswith((" matmul", " recompute"))  # own products, Precision.HIGHEST
       results = [fn(x, g) for fn in programs]
       equal = all(
         bool(jnp.array_equal(a, b)) for other in results[1:] for a, b in zip(results[0], other)
@@ -1009,6 +1013,7 @@ ABBREVIATION = {
   "reduce_window": "rw",
   "shifted_squares": "sq",
   "matmul": "mm",
+  "recompute": "rc",
   "tie": "tie",
   "—": "—",
 }

@@ -23,7 +23,11 @@ from jax_lrn._window import (
   WindowConfig,
   inner_window_sum,
   last_window_sum,
+  outside_ones,
   per_platform,
+  recomputed_shifts,
+  recomputes,
+  shifted_by,
   window_extent,
   window_sum,
   window_sum_of_squares,
@@ -32,7 +36,9 @@ from jax_lrn._window import (
 MODES = ("across_channels", "within_channel")
 Mode = Literal["across_channels", "within_channel"]
 EvenPlacement = Literal["before", "after"]
-Implementation = Literal["shifted", "reduce_window", "shifted_squares", "matmul", "pallas"]
+Implementation = Literal[
+  "shifted", "reduce_window", "shifted_squares", "matmul", "recompute", "pallas"
+]
 # Opt-in, outside IMPLEMENTATIONS (the XLA lowerings): the Pallas TPU kernels (jax_lrn._pallas).
 PALLAS = "pallas"
 #: What ``implementation=`` accepts besides None: the XLA lowerings and the Pallas kernels.
@@ -171,7 +177,8 @@ def _parameter_cotangents(cfg: WindowConfig, wanted, beta, g, y, s, t, window_sq
 
 
 def _backward_squares_of_shifts(cfg: WindowConfig, x, alpha, beta, k, g, wanted):
-  """The backward of ``"shifted_squares"`` and ``"matmul"`` (TPU's choices), the same formula
+  """The backward of ``"shifted_squares"``, ``"matmul"`` and ``"recompute"`` (where
+  :func:`_backward_recomputed` does not apply: ``"matmul"``'s), the same formula
   written as two passes: (1) t = g y / s, with s's window squaring shifted copies of x; (2) dx =
   g s^-beta - 2 beta alpha/n x W'(t), s recomputed the same way and W'(t) a banded matrix
   product or a reduce_window. XLA:TPU fuses the computation of t into the matrix product's
@@ -183,6 +190,8 @@ def _backward_squares_of_shifts(cfg: WindowConfig, x, alpha, beta, k, g, wanted)
   s between the passes and with the forward's y (which stores it: y and dx 6x the elementwise
   pass's bytes instead of 5.5x); within channel the barriers cost bytes (dx 9x instead of 6.5x),
   so there are none."""
+  if recomputes(cfg, x):
+    return _backward_recomputed(cfg, x, alpha, beta, k, g, wanted)
   want_x = wanted[0] is not None
   if len(cfg.axes) == 1:
     x = lax.optimization_barrier(x)
@@ -199,6 +208,53 @@ def _backward_squares_of_shifts(cfg: WindowConfig, x, alpha, beta, k, g, wanted)
     cross_term = (2.0 * beta * alpha / cfg.count) * u * window_sum(t, cfg, transpose=True)
     dx = divide_by_power(g, s, beta, cfg.static_beta) - cross_term
     dx = dx.astype(x.dtype)
+  return dx, *_parameter_cotangents(cfg, wanted, beta, g, y, s, t, window_sq)
+
+
+def _backward_recomputed(cfg: WindowConfig, x, alpha, beta, k, g, wanted):
+  """The backward of ``"recompute"`` across one axis (:func:`jax_lrn._window.recomputes`): dx
+  = g s^-beta - 2 beta alpha/n x W'(t), with W'(t) the sum over the mirrored window's shifts
+  ``d`` of t at ``j + d`` recomputed from copies of x and g shifted by ``d`` (in their own dtype,
+  widened after the shift) and of x by ``d + e`` for s's window. No array of t exists: each term
+  is its own expression of shifted inputs, so XLA:TPU computes dx in one loop fusion that reads
+  x and g once and writes dx (a banded product reads both twice: once for each side of the
+  matrix unit; shifted copies of one t make XLA store t). There is no optimization barrier:
+  with ``jax.vjp``, XLA:TPU computes the forward's y (the same expression as the term at
+  ``d = 0``; for 16-bit x, rounded, which that term adds times 0) in that fusion too. Where
+  ``j + d`` lies outside the axis, 1 is added to s: there x and g are 0, so the term is 0 also
+  where s would be 0 (k = 0)."""
+  u = _widen(x)
+  dx = None
+  if wanted[0] is not None:
+    axis = cfg.axes[0]
+    cross = None
+    for d, shifts in recomputed_shifts(cfg, x.shape[axis]):
+      window_sq = None
+      for e in shifts:
+        v = shifted_by(x, axis, e).astype(u.dtype)
+        window_sq = v * v if window_sq is None else window_sq + v * v
+      s = k + (alpha / cfg.count) * window_sq
+      if d:
+        s = s + outside_ones(x.shape, axis, d, u.dtype)
+      y = divide_by_power(shifted_by(x, axis, d).astype(u.dtype), s, beta, cfg.static_beta)
+      if d == 0 and x.dtype != u.dtype:
+        # + 0: the y that the forward returns (rounded to x's dtype; at most 1 in magnitude, so
+        # finite where the rounding overflows) joins the term without changing it, and XLA:TPU
+        # then writes the forward's y from this fusion (bfloat16 y and dx: 2.0x, not 4.5x).
+        y = y + 0.0 * jnp.minimum(jnp.abs(y.astype(x.dtype)), 1).astype(u.dtype)
+      t = _cross_factor(shifted_by(g, axis, d).astype(u.dtype), y, s, cfg)
+      cross = t if cross is None else cross + t
+    s = k + (alpha / cfg.count) * window_sum_of_squares(x, cfg, u.dtype)
+    cross_term = (2.0 * beta * alpha / cfg.count) * u * cross
+    dx = divide_by_power(g.astype(u.dtype), s, beta, cfg.static_beta) - cross_term
+    dx = dx.astype(x.dtype)
+  if all(flag is None for flag in wanted[1:]):
+    return dx, None, None, None
+  g = g.astype(u.dtype)
+  window_sq = window_sum_of_squares(x, cfg, u.dtype)
+  s = k + (alpha / cfg.count) * window_sq
+  y = divide_by_power(u, s, beta, cfg.static_beta)
+  t = _cross_factor(g, y, s, cfg)
   return dx, *_parameter_cotangents(cfg, wanted, beta, g, y, s, t, window_sq)
 
 
@@ -630,14 +686,17 @@ def lrn(
       (``"shifted"`` on CPU, where float32 and float64 windows within channel that leave the
       last axis out, over large arrays, run in blocks of rows of axis 0 that stay in the
       caches; ``"reduce_window"`` across channels and ``"shifted_squares"``
-      within channel on CUDA GPUs; ``"matmul"`` across channels and ``"shifted_squares"``
+      within channel on CUDA GPUs; ``"recompute"`` across channels and ``"shifted_squares"``
       within channel on TPU; ``"reduce_window"`` elsewhere; also inside a program exported for
       several platforms); ``"shifted"`` adds shifted copies of ``x**2`` along the last window axis,
       which XLA fuses with the elementwise work; ``"reduce_window"`` uses
       ``lax.reduce_window``; ``"shifted_squares"`` adds the squares of shifted copies of ``x``
       (no ``x**2`` array), with ``reduce_window`` for the backward's other window sums;
       ``"matmul"`` is ``"shifted_squares"`` with the backward's cotangent window a banded
-      matrix product (``Precision.HIGHEST``). All give the same values to rounding. The other
+      matrix product (``Precision.HIGHEST``); ``"recompute"`` is ``"matmul"`` except across
+      one axis (windows of up to 7 once clipped to the axis), where the backward adds the
+      cotangent terms recomputed at each shift of the window from shifted copies of ``x`` and
+      the cotangent (one loop over memory on TPU). All give the same values to rounding. The other
       axes of a within-channel window, and windows longer than 16 along an axis, use
       ``reduce_window`` (``"matmul"``: matrix products along every axis in the backward).
       ``"pallas"`` (opt-in, never chosen by ``None``): Pallas TPU kernels, one pass each for

@@ -2,7 +2,7 @@
 
 Everything here is static (hashable, resolved at trace time) except the arrays passed to the
 window sums. A window spans one axis (``across_channels``) or several (``within_channel``) and is
-summed separably, one axis at a time, by one of four implementations:
+summed separably, one axis at a time, by one of five implementations:
 
 * ``"shifted"``: ``size`` shifted copies of the array (each a ``lax.pad`` with negative
   padding) added together. XLA fuses them with the elementwise work before and after, so on
@@ -16,6 +16,10 @@ summed separably, one axis at a time, by one of four implementations:
 * ``"matmul"``: as ``"shifted_squares"``, but the backward's window sum of the stored cotangent
   term is a product with a banded 0/1 matrix along each window axis (a matrix unit's work, at
   ``Precision.HIGHEST``).
+* ``"recompute"``: as ``"matmul"``, but across one axis (windows of up to
+  ``RECOMPUTE_MAX_SIZE``) the backward's window sum of the cotangent term ``t = g y / s`` adds
+  ``t`` recomputed at each shift from shifted copies of ``x`` and of the cotangent
+  (:func:`recomputes`): no array but ``dx`` is written.
 
 ``implementation=None`` chooses per platform with ``lax.platform_dependent``, once per pass
 (forward, backward), so a program exported for several platforms carries each one's choice:
@@ -35,12 +39,15 @@ summed separably, one axis at a time, by one of four implementations:
   to 1.32x slower on float32 NHWC gradients, so ``reduce_window`` stays there. XLA:GPU fuses
   ``reduce_window`` with its elementwise producers and consumers. ROCm: ``"reduce_window"``
   (not measured).
-* TPU: ``"matmul"`` across channels, ``"shifted_squares"`` within channel, chosen by XLA:TPU's
-  own cost analysis of programs compiled ahead of time for v4, v5e, v5p and v6e
+* TPU: ``"recompute"`` across channels, ``"shifted_squares"`` within channel, chosen by
+  XLA:TPU's own cost analysis of programs compiled ahead of time for v4, v5e, v5p and v6e
   (``benchmarks/tpu_aot.py``; no TPU has run them). Squaring before shifting made XLA:TPU store
   ``x*x`` and read it back at every shift (forward 5.5x the elementwise pass's bytes, against
-  1.0x for the squares of shifts); the banded product lets the cotangent window fuse into the
-  matrix unit's loop (dx only 2.5x, against 6x with a ``reduce_window``).
+  1.0x for the squares of shifts); the recomputed cotangent window makes the backward one loop
+  fusion that reads ``x`` and the cotangent once and writes ``dx`` (dx only 1.5x, against 2.5x
+  for the banded product, whose matrix-unit fusion reads both twice, and 6x with a
+  ``reduce_window``), and with ``jax.vjp`` XLA:TPU computes the forward's ``y`` in that same
+  fusion (2.0x, against 5.5x).
 
 Windows longer than ``SHIFTED_MAX_SIZE`` along an axis always use ``reduce_window`` (the shifted
 form's program grows with the size). Windows longer than their axis are clipped to it (elements
@@ -62,9 +69,16 @@ from jax import lax
 from jax.sharding import AxisType
 
 EVEN_PLACEMENTS = ("before", "after")
-IMPLEMENTATIONS = ("shifted", "reduce_window", "shifted_squares", "matmul")
+IMPLEMENTATIONS = ("shifted", "reduce_window", "shifted_squares", "matmul", "recompute")
 # The implementations whose window of squares squares shifted copies of x (no x*x array).
-SQUARES_OF_SHIFTS = ("shifted_squares", "matmul")
+SQUARES_OF_SHIFTS = ("shifted_squares", "matmul", "recompute")
+
+# "recompute" recomputes the backward's cotangent terms at every shift of the window from
+# shifted copies of x and the cotangent: its work grows with the square of the window's length,
+# so longer windows (and windows over several axes) take "matmul"'s backward. By XLA:TPU's
+# optimal_seconds (conv1, bfloat16, v6e, dx only) size 5 takes 1.71x the elementwise pass, 7
+# 2.4x and 9 3.08x, against 2.5x for the banded product's (the bytes stay 1.5x against 2.5x).
+RECOMPUTE_MAX_SIZE = 7
 
 # Windows longer than this along an axis are summed with reduce_window whatever the platform.
 SHIFTED_MAX_SIZE = 16
@@ -216,10 +230,48 @@ def matmul_sum_along(v, axis: int, pad: tuple[int, int]):
   return jnp.moveaxis(out, -1, axis)
 
 
+def recomputes(cfg: WindowConfig, x) -> bool:
+  """Whether the backward of ``"recompute"`` recomputes its cotangent terms at each shift (see
+  :func:`jax_lrn._lrn._backward_recomputed`): a window over one axis of static extent, at most
+  ``RECOMPUTE_MAX_SIZE`` long once clipped to the axis, that is not sharded explicitly."""
+  if cfg.implementation != "recompute" or len(cfg.axes) != 1:
+    return False
+  axis = cfg.axes[0]
+  if not isinstance(x.shape[axis], int) or _explicit_mesh_axes(x, axis):
+    return False
+  lo, hi = _clipped((cfg.lo, cfg.hi), x.shape[axis])
+  return lo + hi + 1 <= RECOMPUTE_MAX_SIZE
+
+
+def recomputed_shifts(cfg: WindowConfig, extent: int) -> list[tuple[int, tuple[int, ...]]]:
+  """For the backward of ``"recompute"`` along an axis of ``extent`` elements: each shift ``d``
+  of the mirrored window, with the shifts ``d + e`` of ``x`` that s's window at ``i + d`` sums
+  (those within ``extent``: longer ones are all zeros)."""
+  lo, hi = _clipped((cfg.lo, cfg.hi), extent)
+  t_lo, t_hi = _clipped(_reach(cfg, transpose=True), extent)
+  return [
+    (d, tuple(e for e in range(d - lo, d + hi + 1) if abs(e) < extent))
+    for d in range(-t_lo, t_hi + 1)
+  ]
+
+
+def shifted_by(v, axis: int, offset: int):
+  """``u[i] = v[i + offset]`` along ``axis`` (zero outside); ``v`` itself for offset 0."""
+  return v if offset == 0 else _shifted(v, axis, offset)
+
+
+def outside_ones(shape, axis: int, offset: int, dtype):
+  """An array that broadcasts to ``shape``: 1 where ``i + offset`` along ``axis`` lies outside
+  the axis, 0 elsewhere (a constant of the axis' length)."""
+  index = np.arange(shape[axis]) + offset
+  ones = ((index < 0) | (index >= shape[axis])).astype(dtype)
+  return ones.reshape([shape[axis] if a == axis else 1 for a in range(len(shape))])
+
+
 def tpu_implementation(cfg: WindowConfig) -> str:
-  """The TPU's choice (see the module docstring): ``"matmul"`` for one window axis (across
+  """The TPU's choice (see the module docstring): ``"recompute"`` for one window axis (across
   channels), ``"shifted_squares"`` for several (within channel)."""
-  return "matmul" if len(cfg.axes) == 1 else "shifted_squares"
+  return "recompute" if len(cfg.axes) == 1 else "shifted_squares"
 
 
 def cuda_implementation(cfg: WindowConfig) -> str:
@@ -413,14 +465,15 @@ def window_sum(v, cfg: WindowConfig, *, transpose: bool = False):
   if cfg.implementation is None:
     return per_platform(lambda cfg, v: window_sum(v, cfg, transpose=transpose), cfg, v)
   if cfg.implementation in SQUARES_OF_SHIFTS:
-    # The backward's cotangent window: a banded matrix product per axis ("matmul"), or one
-    # reduce_window per axis ("shifted_squares"), never shifted copies (see window_sum_of_squares).
+    # The backward's cotangent window: a banded matrix product per axis ("matmul", and
+    # "recompute" for any window sum of a given array), or one reduce_window per axis
+    # ("shifted_squares"), never shifted copies (see window_sum_of_squares).
     reach = _reach(cfg, transpose)
     if cfg.implementation == "shifted_squares" and not any(
       _explicit_mesh_axes(v, axis) for axis in cfg.axes
     ):
       return _reduce_window_over(v, cfg.axes, reach)
-    each = "matmul" if cfg.implementation == "matmul" else "reduce_window"
+    each = "reduce_window" if cfg.implementation == "shifted_squares" else "matmul"
     for axis in cfg.axes:
       v = _sum_along(v, axis, reach, each)
     return v
@@ -432,11 +485,12 @@ def window_sum_of_squares(x, cfg: WindowConfig, dtype):
   """``sum_{j in W(i)} x_j^2`` in ``dtype`` from ``x`` in its own dtype, for a concrete
   ``cfg.implementation`` (not ``None``).
 
-  ``"shifted_squares"`` and ``"matmul"`` square shifted copies of ``x`` along the last window
-  axis (each widened after the shift, so 16-bit inputs are shifted as 16-bit) and sum the other
-  axes with ``reduce_window``: XLA:TPU then fuses the whole window into the loop that reads
-  ``x``, where squaring first made it store ``x*x`` and read it back at every shift. The other
-  implementations square ``x`` first (:func:`inner_window_sum`, :func:`last_window_sum`).
+  ``"shifted_squares"``, ``"matmul"`` and ``"recompute"`` square shifted copies of ``x`` along
+  the last window axis (each widened after the shift, so 16-bit inputs are shifted as 16-bit)
+  and sum the other axes with ``reduce_window``: XLA:TPU then fuses the whole window into the
+  loop that reads ``x``, where squaring first made it store ``x*x`` and read it back at every
+  shift. The other implementations square ``x`` first (:func:`inner_window_sum`,
+  :func:`last_window_sum`).
   """
   if cfg.implementation not in SQUARES_OF_SHIFTS:
     u = x.astype(dtype)

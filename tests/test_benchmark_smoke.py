@@ -164,8 +164,8 @@ def test_device_check_quick_on_cpu(tmp_path):
   assert results["bandwidth"]["GBps"] > 0
   assert results["floors"] and all(f["bytes"] > 0 and f["ms"] > 0 for f in results["floors"])
   rows = [r for g in results["groups"] for r in g["rows"]]
-  # 4 groups x (shifted, reduce_window, shifted_squares, matmul, plain) x 3 passes
-  assert len(rows) == 4 * 5 * 3
+  # 4 groups x (shifted, reduce_window, shifted_squares, matmul, recompute, plain) x 3 passes
+  assert len(rows) == 4 * 6 * 3
   for row in rows:
     assert row["status"] == "ok" and row["ms"] > 0 and row["ratio"] > 0, row
     assert 0 < row["floor_ms"] and row["floor_fraction"] > 0
@@ -177,6 +177,7 @@ def test_device_check_quick_on_cpu(tmp_path):
     "LRN reduce_window",
     "LRN shifted_squares",
     "LRN matmul",
+    "LRN recompute",
   }
   assert results["summary"]["smoke_values"]
   assert "SMOKE VALUES" in proc.stdout.splitlines()[-15]  # the title above the table
@@ -200,7 +201,7 @@ def _import_device_check(monkeypatch):
   [
     ("cpu", "shifted", "shifted"),
     ("cuda", "reduce_window", "shifted_squares"),
-    ("tpu", "matmul", "shifted_squares"),
+    ("tpu", "recompute", "shifted_squares"),
   ],
 )
 def test_device_check_detects_the_default_per_mode(monkeypatch, platform, across, within):

@@ -5,7 +5,8 @@ one TPU v5e chip (``jax.experimental.topologies``; needs libtpu, the ``tpu`` ext
 ``bytes accessed`` compared with the elementwise pass ``x * 2`` over the same array compiled the
 same way. The bounds are what the TPU lowering reaches (docs/performance.md); before it, across
 channels moved 5.5x forward, 12x dx only and 16x y and dx in float32 (18.5x and 24x in
-bfloat16), more than plain autodiff. Every context must also move no more bytes than plain
+bfloat16), more than plain autodiff, and with the banded matrix product for the backward's
+window 1.0x, 2.5x and 5.5x. Every context must also move no more bytes than plain
 autodiff (one reduce_window and ``** -beta``).
 """
 
@@ -33,14 +34,17 @@ def libtpu_checked():
 
 SHAPE = "AlexNet conv1"  # (64, 55, 55, 96), the benchmark's first shape
 # Bytes over the elementwise pass's, at most. Targets: forward 1.5x, dx only 4.5x, y and dx 5x;
-# y and dx across channels reaches 5.5x and within channel dx only 6.5x and y and dx 7.5x
-# (as much as plain autodiff, whose programs XLA:TPU fuses the same way there): open.
+# within channel dx only 6.5x and y and dx 7.5x (as much as plain autodiff, whose programs
+# XLA:TPU fuses the same way there): open. Across channels the backward is one fusion, which
+# with jax.vjp writes y too.
 BOUNDS = {
-  "across 5": {"forward": 1.0, "dx only": 2.5, "y and dx": 5.5},
+  "across 5": {"forward": 1.0, "dx only": 1.5, "y and dx": 2.0},
   "within 3x3": {"forward": 1.5, "dx only": 6.5, "y and dx": 7.5},
 }
 
-# The banded 96 x 96 matrix of the cotangent window is read too (37 kB, 0.0003x).
+
+# Small constants are read too (across channels: a 96-element vector per shift of the
+# cotangent window, 0.00001x each).
 SLACK = 0.001
 
 
@@ -73,14 +77,24 @@ def test_forward_across_channels_is_one_loop(rows):
     assert fusions.count("fusion") == 1 and "reduce-window" not in fusions, fusions
 
 
+def test_backward_across_channels_is_one_loop(rows):
+  """The backward recomputes its cotangent terms at every shift: dx only is one loop fusion
+  (reads x and the cotangent, writes dx), no matrix product, no reduce_window; the forward's y
+  of jax.vjp is computed in that fusion too."""
+  for dtype in tpu_aot.DTYPES:
+    for context in ("dx only", "y and dx"):
+      fusions = rows["across 5", dtype, "jax_lrn", context]["fusions"]
+      assert fusions.startswith("loop fusion") and fusions.count("fusion") == 1, fusions
+      assert "convolution" not in fusions and "reduce-window" not in fusions, fusions
+
+
 @pytest.mark.parametrize("generation", ["v4", "v5p", "v6e"])
 def test_other_generations_across_channels(libtpu_checked, generation):
   """The same bounds on the other TPU generations, float32 and bfloat16, across channels (plain
   autodiff is compared on v5e above and not compiled again, to keep the test short)."""
   for dtype in tpu_aot.DTYPES:
     for row in tpu_aot.lrn_rows(generation, SHAPE, "NHWC", "across 5", dtype, ("jax_lrn",)):
-      bound = BOUNDS["across 5"][row["context"]]
-      assert row["bytes_ratio"] <= bound + SLACK, (
+      assert row["bytes_ratio"] <= BOUNDS["across 5"][row["context"]] + SLACK, (
         generation,
         dtype,
         row["context"],
@@ -110,9 +124,15 @@ def test_pallas_kernels_compile_and_meet_the_targets(libtpu_checked, generation)
 
 @pytest.mark.parametrize("mode", list(BOUNDS))
 @pytest.mark.parametrize("dtype", tpu_aot.DTYPES)
-def test_pallas_kernels_never_above_the_xla_path(rows, mode, dtype):
-  """On v5e, in every context: no more bytes than jax_lrn's XLA path or plain autodiff."""
+def test_pallas_kernels_against_the_xla_path(rows, mode, dtype):
+  """On v5e, in every context: no more bytes than plain autodiff, nor than jax_lrn's XLA path,
+  except across channels with jax.vjp, where the XLA path's one fusion writes y and dx (2.0x)
+  and the kernels are two passes (2.5x)."""
   got = tpu_aot.lrn_rows("v5e", SHAPE, "NHWC", mode, dtype, ("pallas",))
   for row in got:
-    for other in ("jax_lrn", "plain"):
-      assert row["bytes"] <= rows[mode, dtype, other, row["context"]]["bytes"], (row, other)
+    assert row["bytes"] <= rows[mode, dtype, "plain", row["context"]]["bytes"], row
+    xla = rows[mode, dtype, "jax_lrn", row["context"]]["bytes"]
+    if (mode, row["context"]) == ("across 5", "y and dx"):
+      assert xla < row["bytes"], row
+    else:
+      assert row["bytes"] <= xla, row

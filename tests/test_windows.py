@@ -17,7 +17,7 @@ from jax_lrn._window import cuda_implementation, tpu_implementation, window_sum
 import reference
 from cases import RTOL, equations, random_input
 
-IMPLEMENTATIONS = [None, "shifted", "reduce_window", "shifted_squares", "matmul"]
+IMPLEMENTATIONS = [None, "shifted", "reduce_window", "shifted_squares", "matmul", "recompute"]
 CASES = [  # (shape, size, kwargs)
   ((2, 5, 5, 12), 5, dict()),
   ((2, 12, 5, 5), 4, dict(channel_axis=1, even_placement="after")),
@@ -49,7 +49,7 @@ def test_each_implementation_matches_the_reference(rng, implementation, shape, s
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10, atol=1e-13)
 
 
-@pytest.mark.parametrize("implementation", ["shifted_squares", "matmul"])
+@pytest.mark.parametrize("implementation", ["shifted_squares", "matmul", "recompute"])
 @pytest.mark.parametrize("shape, size, kw", [CASES[1], CASES[2]])
 def test_tpu_implementations_second_order(rng, implementation, shape, size, kw):
   """grad-of-grad through the TPU implementations' backward (its banded matrix products and
@@ -71,7 +71,7 @@ def _grad_of_grad(x, v, size, kw, implementation):
   return jax.grad(lambda x: jnp.sum(inner(x) ** 2))(x)
 
 
-@pytest.mark.parametrize("implementation", ["shifted_squares", "matmul"])
+@pytest.mark.parametrize("implementation", ["shifted_squares", "matmul", "recompute"])
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=lambda d: jnp.dtype(d).name)
 @pytest.mark.parametrize("shape, size, kw", [CASES[0], CASES[2]])
 def test_tpu_implementations_in_16_bit(rng, implementation, dtype, shape, size, kw):
