@@ -19,7 +19,7 @@ from jax.sharding import PartitionSpec as P
 
 from jax_lrn._lrn import _canonical_axis, _check_dtype, _check_param, _compute_dtype
 from jax_lrn._power import divide_by_power
-from jax_lrn._window import _explicit_mesh_axes, map_blocks
+from jax_lrn._window import cpu_blockable, map_blocks
 
 #: Offset of the reparameterisation (TFC ``GDNParameter``, CompressAI
 #: ``NonNegativeParametrizer``): the pedestal is its square, ``2**-36``.
@@ -126,10 +126,15 @@ def _output(cfg: _Config, u, pool, epsilon):
   return divide_by_power(u, pool, epsilon, cfg.static_epsilon)
 
 
-def _pool(cfg: _Config, f, beta, gamma):
-  shape = [1] * f.ndim
+def _plus_beta(cfg: _Config, pooled, beta):
+  """``pooled + beta``, ``beta`` along the channel axis."""
+  shape = [1] * pooled.ndim
   shape[cfg.axis] = -1
-  return _channel_sum(f, gamma, cfg.axis) + beta.reshape(shape)
+  return pooled + beta.reshape(shape)
+
+
+def _pool(cfg: _Config, f, beta, gamma):
+  return _plus_beta(cfg, _channel_sum(f, gamma, cfg.axis), beta)
 
 
 # On CPU, float32 and float64 arrays with the channel axis last (NHWC, or rank 2) of at least
@@ -148,11 +153,9 @@ def _cpu_block_rows(cfg: _Config, x) -> int | None:
   split: the channel axis not last, a dtype other than float32 or float64, a symbolic shape,
   inside a mesh (positions may be sharded: the per-device program is the partitioner's), or
   fewer than two blocks."""
-  if cfg.axis != x.ndim - 1 or x.dtype not in (np.float32, np.float64):
+  if cfg.axis != x.ndim - 1 or not cpu_blockable(x):
     return None
-  if not all(isinstance(d, int) for d in x.shape) or not jax.sharding.get_abstract_mesh().empty:
-    return None
-  if any(_explicit_mesh_axes(x, axis) for axis in range(x.ndim)):
+  if not jax.sharding.get_abstract_mesh().empty:
     return None
   positions, target = math.prod(x.shape[:-1]), max(CPU_BLOCK_ELEMENTS // x.shape[-1], 1)
   rows = next(b for b in range(min(target, positions), 0, -1) if positions % b == 0)
@@ -435,9 +438,7 @@ def _spatial_forward(cfg: _Config, x, beta, gamma, alpha, epsilon):
     out_spec=(0, cfg.axis, *spatial),
   )
   pooled = lax.conv_general_dilated(f, gamma, (1,) * len(window), "SAME", dimension_numbers=numbers)
-  shape = [1] * x.ndim
-  shape[cfg.axis] = -1
-  return _output(cfg, u, pooled + beta.reshape(shape), epsilon).astype(x.dtype)
+  return _output(cfg, u, _plus_beta(cfg, pooled, beta), epsilon).astype(x.dtype)
 
 
 _spatial_gdn_core = jax.checkpoint(_spatial_forward, static_argnums=(0,))

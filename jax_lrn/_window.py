@@ -187,8 +187,11 @@ def _reduce_window_over(v, axes: tuple[int, ...], pad: tuple[int, int]):
   return lax.reduce_window(v, np.zeros((), v.dtype), lax.add, window, (1,) * v.ndim, padding)
 
 
-def _shifted(v, axis: int, offset: int):
-  """``u[i] = v[i + offset]`` along ``axis``, zero where ``i + offset`` falls outside."""
+def shifted_by(v, axis: int, offset: int):
+  """``u[i] = v[i + offset]`` along ``axis``, zero where ``i + offset`` falls outside; ``v``
+  itself for offset 0."""
+  if offset == 0:
+    return v
   config = [(0, 0, 0)] * v.ndim
   config[axis] = (-offset, offset, 0)  # negative padding crops: a shift by one lax.pad
   return lax.pad(v, np.zeros((), v.dtype), config)
@@ -199,7 +202,7 @@ def shifted_sum_along(v, axis: int, pad: tuple[int, int]):
   out = v
   for offset in range(-pad[0], pad[1] + 1):
     if offset != 0:
-      out = out + _shifted(v, axis, offset)
+      out = out + shifted_by(v, axis, offset)
   return out
 
 
@@ -208,7 +211,7 @@ def shifted_squares_along(x, axis: int, pad: tuple[int, int], dtype):
   to ``dtype`` and squared: no array of squares exists for XLA to store."""
   out = None
   for offset in range(-pad[0], pad[1] + 1):
-    u = (x if offset == 0 else _shifted(x, axis, offset)).astype(dtype)
+    u = shifted_by(x, axis, offset).astype(dtype)
     out = u * u if out is None else out + u * u
   return out
 
@@ -255,11 +258,6 @@ def recomputed_shifts(cfg: WindowConfig, extent: int) -> list[tuple[int, tuple[i
   ]
 
 
-def shifted_by(v, axis: int, offset: int):
-  """``u[i] = v[i + offset]`` along ``axis`` (zero outside); ``v`` itself for offset 0."""
-  return v if offset == 0 else _shifted(v, axis, offset)
-
-
 def outside_ones(shape, axis: int, offset: int, dtype):
   """An array that broadcasts to ``shape``: 1 where ``i + offset`` along ``axis`` lies outside
   the axis, 0 elsewhere (a constant of the axis' length)."""
@@ -278,6 +276,15 @@ def cuda_implementation(cfg: WindowConfig) -> str:
   """The CUDA GPUs' choice (see the module docstring): ``"reduce_window"`` for one window axis
   (across channels), ``"shifted_squares"`` for several (within channel)."""
   return "reduce_window" if len(cfg.axes) == 1 else "shifted_squares"
+
+
+def cpu_blockable(x) -> bool:
+  """Whether ``x`` may be computed in CPU blocks at all (:func:`map_blocks`): float32 or
+  float64 (16-bit blocks measured slower: see :func:`_block_rows`), every extent static, and
+  no axis sharded explicitly."""
+  if x.dtype not in (np.float32, np.float64) or not all(isinstance(d, int) for d in x.shape):
+    return False
+  return not any(_explicit_mesh_axes(x, axis) for axis in range(x.ndim))
 
 
 def _block_rows(x, cfg: WindowConfig) -> int | None:
@@ -304,11 +311,7 @@ def _block_rows(x, cfg: WindowConfig) -> int | None:
   blocks of 4 rows took longer than in blocks of 8 (dx only 1.16x), and GoogLeNet's
   (32, 56, 56, 192), whose two rows exceed 2**20 elements, was no longer blocked (1.26-1.62x
   the time)."""
-  if len(cfg.axes) < 2 or 0 in cfg.axes or x.ndim - 1 in cfg.axes:
-    return None
-  if x.dtype not in (np.float32, np.float64) or not all(isinstance(d, int) for d in x.shape):
-    return None
-  if any(_explicit_mesh_axes(x, axis) for axis in range(x.ndim)):
+  if len(cfg.axes) < 2 or 0 in cfg.axes or x.ndim - 1 in cfg.axes or not cpu_blockable(x):
     return None
   rows, row = x.shape[0], math.prod(x.shape[1:])
   fitting = [b for b in range(2, rows + 1) if rows % b == 0 and b * row <= CPU_BLOCK_ELEMENTS]
