@@ -338,22 +338,30 @@ def lower_all(functions: list[tuple[Callable, tuple]]) -> list:
 
 
 def compile_lowered(lowered: list) -> list:
-  """Compiles in parallel threads (XLA releases the GIL while it compiles); an exception
-  (raised here or passed in) takes the place of its program."""
+  """Compiles in parallel threads (XLA releases the GIL while it compiles), each distinct
+  program once: lowerings with the same text (a program without matrix products lowered under
+  every matmul precision, ``"recompute"`` within channel and ``"matmul"``) share one executable.
+  An exception (raised here or passed in) takes the place of its program."""
 
   def compile_one(low):
     return low if isinstance(low, Exception) else low.compile()
 
-  workers = max(1, min(len(lowered), os.cpu_count() or 1, 8))
+  first: dict[str, int] = {}  # program text: the index of its first lowering
+  source = [
+    i if isinstance(low, Exception) else first.setdefault(low.as_text(), i)
+    for i, low in enumerate(lowered)
+  ]
+  distinct = sorted(set(source))
+  workers = max(1, min(len(distinct), os.cpu_count() or 1, 8))
+  compiled: dict[int, Any] = {}
   with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-    futures = [pool.submit(compile_one, low) for low in lowered]
-    results: list[Any] = []
-    for future in futures:
+    futures = {i: pool.submit(compile_one, lowered[i]) for i in distinct}
+    for i, future in futures.items():
       try:
-        results.append(future.result())
+        compiled[i] = future.result()
       except Exception as error:  # noqa: BLE001 - reported on the row
-        results.append(error)
-  return results
+        compiled[i] = error
+  return [compiled[i] for i in source]
 
 
 def compile_all(functions: list[tuple[Callable, tuple]]) -> tuple[list, float]:

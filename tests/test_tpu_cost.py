@@ -10,6 +10,7 @@ window 1.0x, 2.5x and 5.5x. Every context must also move no more bytes than plai
 autodiff (one reduce_window and ``** -beta``).
 """
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -21,6 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import tpu_aot  # noqa: E402
 
 LIBTPU_MISSING = "libtpu is not installed (pip install -e '.[tpu]'): no TPU compiler to ask"
+
+
+@functools.cache
+def lrn_rows(generation, shape_name, layout, mode, dtype, impls):
+  """``tpu_aot.lrn_rows``, compiled once per argument tuple in this process (the Pallas
+  kernels on v5e are compared with the targets and with the XLA path from the same rows)."""
+  return tpu_aot.lrn_rows(generation, shape_name, layout, mode, dtype, impls)
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +56,21 @@ BOUNDS = {
 SLACK = 0.001
 
 
+class _Rows:
+  """``rows[mode, dtype, impl, context]``: jax_lrn and plain autodiff, NHWC, on v5e, compiled
+  for a (mode, dtype) when a test first asks for it. A pytest-xdist worker then compiles only
+  the windows and dtypes of the tests it runs, not all four (about 11 s each on two cores)."""
+
+  def __getitem__(self, key):
+    mode, dtype, impl, context = key
+    got = lrn_rows("v5e", SHAPE, "NHWC", mode, dtype, ("jax_lrn", "plain"))
+    return next(r for r in got if (r["impl"], r["context"]) == (impl, context))
+
+
 @pytest.fixture(scope="module")
 def rows(libtpu_checked):
   """jax_lrn and plain autodiff, every context, both windows and dtypes, NHWC, on v5e."""
-  out = {}
-  for mode in BOUNDS:
-    for dtype in tpu_aot.DTYPES:
-      for row in tpu_aot.lrn_rows("v5e", SHAPE, "NHWC", mode, dtype, ("jax_lrn", "plain")):
-        out[mode, dtype, row["impl"], row["context"]] = row
-  return out
+  return _Rows()
 
 
 @pytest.mark.parametrize("mode", list(BOUNDS))
@@ -116,7 +130,7 @@ def test_pallas_kernels_compile_and_meet_the_targets(libtpu_checked, generation)
   for layout in layouts:
     for mode in PALLAS_MODES:
       for dtype in tpu_aot.DTYPES:
-        for row in tpu_aot.lrn_rows(generation, SHAPE, layout, mode, dtype, ("pallas",)):
+        for row in lrn_rows(generation, SHAPE, layout, mode, dtype, ("pallas",)):
           where = (generation, layout, mode, dtype, row["context"], row["fusions"])
           assert row["bytes_ratio"] <= tpu_aot.TARGETS[row["context"]], where
           assert set(row["fusions"].split(", ")) == {"custom-call"}, where
@@ -128,7 +142,7 @@ def test_pallas_kernels_against_the_xla_path(rows, mode, dtype):
   """On v5e, in every context: no more bytes than plain autodiff, nor than jax_lrn's XLA path,
   except across channels with jax.vjp, where the XLA path's one fusion writes y and dx (2.0x)
   and the kernels are two passes (2.5x)."""
-  got = tpu_aot.lrn_rows("v5e", SHAPE, "NHWC", mode, dtype, ("pallas",))
+  got = lrn_rows("v5e", SHAPE, "NHWC", mode, dtype, ("pallas",))
   for row in got:
     assert row["bytes"] <= rows[mode, dtype, "plain", row["context"]]["bytes"], row
     xla = rows[mode, dtype, "jax_lrn", row["context"]]["bytes"]

@@ -5,6 +5,8 @@ These tests need 8 devices. On CPU they run in their own process with
 in a process with fewer devices they are skipped.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,7 +44,15 @@ def _data(dtype=jnp.float32):
 
 
 def _functions(kw):
-  kw = dict(dict(size=5, alpha=1.0), **kw)
+  """The jitted forward and gradient for lrn's arguments ``kw``: one pair per ``kw``, so that
+  the tests that run, compile or inspect the same program (per input sharding and mesh) share
+  jax.jit's compiled executable instead of compiling it again."""
+  return _jitted(tuple(sorted(kw.items())))
+
+
+@functools.cache
+def _jitted(items):
+  kw = dict(dict(size=5, alpha=1.0), **dict(items))
   fwd = jax.jit(lambda x: lrn(x, **kw))
   grad = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(lrn(x, **kw)))))
   return fwd, grad
@@ -112,17 +122,24 @@ def test_two_dimensional_mesh(axis_type):
   assert y.sharding.is_equivalent_to(xs.sharding, x.ndim)
 
 
-@pytest.mark.parametrize("axis_type", AXIS_TYPES, ids=str)
-@pytest.mark.parametrize("mode", ["across_channels", "within_channel"])
-def test_grad_of_grad_with_sharded_window_axis(axis_type, mode):
-  x = _data()
-  spec = P(None, None, None, "d") if mode == "across_channels" else P(None, "d")
+@functools.cache
+def _gradgrad(mode):
+  """The jitted gradient of a loss of lrn's gradient, one per mode (the unsharded reference is
+  compiled once for both axis types)."""
 
   def gradgrad(x):
     inner = jax.grad(lambda x: jnp.sum(lrn(x, 5, 1.0, mode=mode) ** 2))
     return jax.grad(lambda x: jnp.sum(inner(x) ** 2))(x)
 
-  f = jax.jit(gradgrad)
+  return jax.jit(gradgrad)
+
+
+@pytest.mark.parametrize("axis_type", AXIS_TYPES, ids=str)
+@pytest.mark.parametrize("mode", ["across_channels", "within_channel"])
+def test_grad_of_grad_with_sharded_window_axis(axis_type, mode):
+  x = _data()
+  spec = P(None, None, None, "d") if mode == "across_channels" else P(None, "d")
+  f = _gradgrad(mode)
   mesh = jax.make_mesh((8,), ("d",), axis_types=(axis_type,))
   xs = jax.device_put(x, NamedSharding(mesh, spec))
   with jax.set_mesh(mesh):

@@ -3,6 +3,8 @@
 Run by ``tests/test_sharding.py`` in a process with 8 simulated CPU devices (skipped with fewer).
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,6 +35,13 @@ def _data():
   return x, beta, gamma
 
 
+@functools.cache
+def _shared_functions():
+  """One set of :func:`_functions` for the tests that do not patch jax_lrn: they share jax.jit's
+  compiled executables per input sharding and mesh instead of compiling them again."""
+  return _functions()
+
+
 def _functions():
   fwd = jax.jit(lambda x, b, g: gdn(x, b, g))
   dx = jax.jit(jax.grad(lambda x, b, g: jnp.sum(jnp.sin(gdn(x, b, g)))))
@@ -51,7 +60,7 @@ def test_sharded_equals_unsharded(axis_type, spec, across):
   x, beta, gamma = _data()
   mesh = jax.make_mesh((8,), ("d",), axis_types=(axis_type,))
   xs = jax.device_put(x, NamedSharding(mesh, spec))
-  for f in _functions():
+  for f in _shared_functions():
     want = f(x, beta, gamma)
     with jax.set_mesh(mesh):
       got = f(xs, beta, gamma)
@@ -61,7 +70,7 @@ def test_sharded_equals_unsharded(axis_type, spec, across):
       # positions) round differently from the one-device order.
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.max(np.abs(b)))
   with jax.set_mesh(mesh):
-    y = _functions()[0](xs, beta, gamma)
+    y = _shared_functions()[0](xs, beta, gamma)
   assert y.sharding.is_equivalent_to(xs.sharding, x.ndim)
 
 
@@ -73,7 +82,7 @@ def test_only_the_channel_axis_needs_communication_for_y_and_dx(axis_type, spec,
   x, beta, gamma = _data()
   mesh = jax.make_mesh((8,), ("d",), axis_types=(axis_type,))
   xs = jax.device_put(x, NamedSharding(mesh, spec))
-  fwd, dx, everything = _functions()
+  fwd, dx, everything = _shared_functions()
   with jax.set_mesh(mesh):
     counts = [_collectives(f.lower(xs, beta, gamma).compile().as_text()) for f in (fwd, dx)]
     all_grads = _collectives(everything.lower(xs, beta, gamma).compile().as_text())
@@ -95,7 +104,7 @@ def test_cpu_blocks_stay_out_of_a_mesh(monkeypatch, axis_type, spec, across):
 
   monkeypatch.setattr(jax_lrn._gdn, "CPU_BLOCK_ELEMENTS", 32 * 256)  # blocks of 256 positions
   x, beta, gamma = _data()
-  fwd = _functions()[0]
+  fwd = _functions()[0]  # traced afresh: the block size is read when the program is traced
   assert " while(" in fwd.lower(x, beta, gamma).compile().as_text()
   want = fwd(x, beta, gamma)
   mesh = jax.make_mesh((8,), ("d",), axis_types=(axis_type,))
