@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import jax
@@ -23,6 +24,15 @@ from jax_lrn._layer import (
 from jax_lrn._lrn import EvenPlacement, Implementation, Mode
 
 
+def _signature_of_init(cls):
+  """Gives ``cls`` its ``__init__``'s signature (without ``self``) as ``__signature__``: NNX
+  modules are built through their metaclass's ``__call__(*args, **kwargs)``, which is otherwise
+  what ``inspect.signature`` and the API reference show for the class."""
+  parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+  cls.__signature__ = inspect.Signature(parameters)
+  return cls
+
+
 class _Learned:
   """``layer.<name>`` of a learnable layer: ``softplus`` of its raw parameter, read now."""
 
@@ -35,6 +45,7 @@ class _Learned:
     return constrain(getattr(layer, self.raw_name)[...])
 
 
+@_signature_of_init
 class LocalResponseNorm(nnx.Module):
   r"""Local response normalization layer (Flax NNX).
 
@@ -188,6 +199,7 @@ class LocalResponseNorm(nnx.Module):
     )
 
 
+@_signature_of_init
 class LocalContrastNorm(nnx.Module):
   r"""Local contrast normalization layer (Flax NNX), Jarrett et al. 2009.
 
@@ -298,6 +310,7 @@ class _GDNLayer(nnx.Module):
     return apply_layer(x, self, self.raw_beta[...], self.raw_gamma[...])
 
 
+@_signature_of_init
 class GDN(_GDNLayer):
   r"""Generalized divisive normalization layer (Flax NNX): GDN, IGDN or the simplified GDN.
 
@@ -381,6 +394,7 @@ class GDN(_GDNLayer):
     )
 
 
+@_signature_of_init
 class SpatialGDN(_GDNLayer):
   r"""Spatial generalized divisive normalization layer (Flax NNX): :class:`GDN` whose pool
   also runs over a window of positions.

@@ -63,6 +63,29 @@ def test_nnx_and_equinox_signatures_are_the_same():
   ]
 
 
+# The first parameters of each NNX layer, as its docstring's Args list them.
+NNX_LEADING = {
+  "LocalResponseNorm": ("size", "alpha", "beta", "k", "mode"),
+  "LocalContrastNorm": ("size", "sigma", "channel_axis"),
+  "GDN": ("num_features", "inverse", "rectify"),
+  "SpatialGDN": ("num_features", "window_shape", "inverse"),
+}
+
+
+@pytest.mark.parametrize("name", list(NNX_LEADING))
+def test_nnx_layer_signature_is_its_init(name):
+  """inspect.signature of an NNX layer class (what the API reference shows) is its __init__'s
+  without self, not the metaclass's (*args, **kwargs)."""
+  layer = getattr(lrn_nnx, name)
+  shown = list(inspect.signature(layer).parameters.values())
+  assert shown == list(inspect.signature(layer.__init__).parameters.values())[1:]
+  names = [p.name for p in shown]
+  assert tuple(names[: len(NNX_LEADING[name])]) == NNX_LEADING[name]
+  assert names[-1] == "rngs"
+  kinds = {p.kind for p in shown}
+  assert not kinds & {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}
+
+
 def _outputs(kwargs, x, raws=None):
   """The three layers' outputs for the same arguments (and raw parameters, name -> float)."""
   nnx_layer = lrn_nnx.LocalResponseNorm(**kwargs)
