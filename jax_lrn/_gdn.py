@@ -652,15 +652,30 @@ def window_centre(window_shape: Sequence[int]) -> tuple[int, ...]:
 def initial_parameters(
   num_features: int, gamma_init: float, dtype, window_shape: Sequence[int] = ()
 ) -> tuple[jax.Array, jax.Array]:
-  """The stored ``(beta, gamma)`` of a fresh layer, reparameterised as both references do:
-  effective beta = 1, gamma = ``gamma_init * I`` (shape ``(C, C)``), or for a window, shape
+  """The stored ``(beta, gamma)`` of a fresh layer (:func:`initial_beta`,
+  :func:`initial_gamma`)."""
+  return initial_beta(num_features, dtype), initial_gamma(
+    num_features, gamma_init, dtype, window_shape
+  )
+
+
+def initial_beta(num_features: int, dtype) -> jax.Array:
+  """The stored beta of a fresh layer, reparameterised as both references do: effective
+  beta = 1, shape ``(C,)``."""
+  return reparameterize(jnp.ones((num_features,), dtype), dtype)
+
+
+def initial_gamma(
+  num_features: int, gamma_init: float, dtype, window_shape: Sequence[int] = ()
+) -> jax.Array:
+  """The stored gamma of a fresh layer, reparameterised as both references do: effective
+  gamma = ``gamma_init * I`` (shape ``(C, C)``), or for a window, shape
   ``(*window_shape, C, C)``, ``gamma_init * I`` at :func:`window_centre` and 0 elsewhere, so
   that a fresh spatial layer computes what a fresh :func:`gdn` layer does."""
-  beta = reparameterize(jnp.ones((num_features,), dtype), dtype)
   identity = gamma_init * jnp.eye(num_features, dtype=dtype)
   gamma = jnp.zeros((*window_shape, num_features, num_features), dtype)
   gamma = gamma.at[window_centre(window_shape)].set(identity)
-  return beta, reparameterize(gamma, dtype)
+  return reparameterize(gamma, dtype)
 
 
 def effective_parameters(raw_beta, raw_gamma, beta_min: float) -> dict[str, jax.Array]:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jax_lrn._contrast import DEFAULT_EPS, check_layer_arguments, layer_call
-from jax_lrn._gdn import apply_layer, effective_parameters, initial_parameters
+from jax_lrn._gdn import apply_layer, effective_parameters, initial_beta, initial_gamma
 from jax_lrn._gdn import check_layer_arguments as check_gdn_arguments
 from jax_lrn._layer import (
   Learnable,
@@ -249,12 +249,11 @@ class _GDNLayer(nn.Module):
     x = jnp.asarray(x)
     channels = x.shape[_canonical_axis(self.channel_axis, x.ndim, "channel_axis")] if x.ndim else 0
     window = getattr(self, "window_shape", ())
-
-    def initial():
-      return initial_parameters(channels, self.gamma_init, self.param_dtype, window)
-
-    raw_beta = self.param("raw_beta", lambda _key: initial()[0])
-    raw_gamma = self.param("raw_gamma", lambda _key: initial()[1])
+    # Each initializer runs once, at init only.
+    raw_beta = self.param("raw_beta", lambda _key: initial_beta(channels, self.param_dtype))
+    raw_gamma = self.param(
+      "raw_gamma", lambda _key: initial_gamma(channels, self.gamma_init, self.param_dtype, window)
+    )
     return apply_layer(x, self, raw_beta, raw_gamma)
 
 

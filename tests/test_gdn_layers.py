@@ -238,6 +238,35 @@ def test_param_dtype(rng, param_dtype, window):
 
 
 @pytest.mark.parametrize("window", KINDS, ids=kind_id)
+def test_linen_runs_each_initializer_once_at_init(monkeypatch, rng, window):
+  """Linen's init builds raw_beta and raw_gamma with one call each, apply checks their shapes
+  with one more (Flax evaluates each initializer under jax.eval_shape there), and the params
+  are those of a fresh NNX layer."""
+  calls = {"initial_beta": 0, "initial_gamma": 0}
+
+  def counted(name):
+    original = getattr(jax_lrn.linen, name)
+
+    def initializer(*args, **kwargs):
+      calls[name] += 1
+      return original(*args, **kwargs)
+
+    return initializer
+
+  for name in calls:
+    monkeypatch.setattr(jax_lrn.linen, name, counted(name))
+  x, _ = random_input(rng, (2, 3, 3, 4), jnp.float32)
+  module = make_layer("linen", 4, window)
+  params = module.init(jax.random.key(0), x)["params"]
+  assert calls == {"initial_beta": 1, "initial_gamma": 1}
+  module.apply({"params": params}, x)
+  assert calls == {"initial_beta": 2, "initial_gamma": 2}
+  fresh = make_layer("nnx", 4, window)
+  np.testing.assert_array_equal(params["raw_beta"], fresh.raw_beta[...])
+  np.testing.assert_array_equal(params["raw_gamma"], fresh.raw_gamma[...])
+
+
+@pytest.mark.parametrize("window", KINDS, ids=kind_id)
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_layers_train_under_jit(rng, framework, window):
   """Jitted optax steps through each layer lower a loss that the layer's parameters control,
