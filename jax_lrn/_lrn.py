@@ -196,11 +196,7 @@ def _backward_squares_of_shifts(cfg: WindowConfig, x, alpha, beta, k, g, wanted)
   if len(cfg.axes) == 1:
     x = lax.optimization_barrier(x)
   u = _widen(x)
-  g = g.astype(u.dtype)
-  window_sq = window_sum_of_squares(x, cfg, u.dtype)
-  s = k + (alpha / cfg.count) * window_sq
-  y = divide_by_power(u, s, beta, cfg.static_beta)
-  t = _cross_factor(g, y, s, cfg)  # see _backward_with for why a division
+  g, y, s, t, window_sq = _squares_of_shifts_terms(cfg, x, u, alpha, beta, k, g)
   dx = None
   if want_x:
     u = _widen(x)
@@ -250,12 +246,19 @@ def _backward_recomputed(cfg: WindowConfig, x, alpha, beta, k, g, wanted):
     dx = dx.astype(x.dtype)
   if all(flag is None for flag in wanted[1:]):
     return dx, None, None, None
+  terms = _squares_of_shifts_terms(cfg, x, u, alpha, beta, k, g)
+  return dx, *_parameter_cotangents(cfg, wanted, beta, *terms)
+
+
+def _squares_of_shifts_terms(cfg: WindowConfig, x, u, alpha, beta, k, g):
+  """``(g, y, s, t, window_sq)`` as :func:`_parameter_cotangents` takes them, in the dtype of
+  ``u = _widen(x)``: the window of squares of shifted copies of x, s, y and ``t = g y / s`` (a
+  division: see :func:`_backward_with`)."""
   g = g.astype(u.dtype)
   window_sq = window_sum_of_squares(x, cfg, u.dtype)
   s = k + (alpha / cfg.count) * window_sq
   y = divide_by_power(u, s, beta, cfg.static_beta)
-  t = _cross_factor(g, y, s, cfg)
-  return dx, *_parameter_cotangents(cfg, wanted, beta, g, y, s, t, window_sq)
+  return g, y, s, _cross_factor(g, y, s, cfg), window_sq
 
 
 def _cross_factor(g, y, s, cfg: WindowConfig):
