@@ -73,9 +73,11 @@ def rows(libtpu_checked):
   return _Rows()
 
 
-@pytest.mark.parametrize("mode", list(BOUNDS))
-@pytest.mark.parametrize("dtype", tpu_aot.DTYPES)
+# The contexts vary fastest: consecutive tests read the same rows (pytest-xdist sends a worker
+# consecutive tests).
 @pytest.mark.parametrize("context", tpu_aot.CONTEXTS)
+@pytest.mark.parametrize("dtype", tpu_aot.DTYPES)
+@pytest.mark.parametrize("mode", list(BOUNDS))
 def test_bytes_within_bounds_and_never_above_plain_autodiff(rows, mode, dtype, context):
   ours = rows[mode, dtype, "jax_lrn", context]
   plain = rows[mode, dtype, "plain", context]
