@@ -316,9 +316,9 @@ class GDN(_GDNLayer):
 
     y_i = \frac{x_i}{\bigl(\beta_i + \sum_j \gamma_{ji} \, |x_j|^{\alpha}\bigr)^{\epsilon}}
 
-  The arguments are those of :class:`jax_lrn.nnx.GDN` (less ``rngs``), and the output is
-  :func:`jax_lrn.gdn` with the layer's settings, equal to the Flax layers'. The array leaves
-  ``raw_beta`` (``(C,)``) and ``raw_gamma`` (``(C, C)``) are the references' reparameterised
+  The arguments are those of :class:`jax_lrn.nnx.GDN` (the signatures are the same), and the
+  output is :func:`jax_lrn.gdn` with the layer's settings, equal to the Flax layers'. The array
+  leaves ``raw_beta`` (``(C,)``) and ``raw_gamma`` (``(C, C)``) are the references' reparameterised
   values, initialised to beta = 1 and gamma = ``gamma_init * I`` and read through the lower
   bound described for :class:`jax_lrn.nnx.GDN`; ``eqx.filter_grad`` and optax reach them like
   any other parameter. The other settings are static fields. :meth:`values` gives the effective
@@ -335,6 +335,7 @@ class GDN(_GDNLayer):
     channel_axis: the channel axis (default ``-1``, NHWC; ``1`` for NCHW; ``0`` for Equinox's
       unbatched ``(C, H, W)`` convention).
     param_dtype: dtype of ``raw_beta`` and ``raw_gamma``.
+    rngs: accepted and ignored, as by the NNX layer (the initial parameters are not random).
 
   Raises:
     TypeError, ValueError: at construction for a bad argument; at the first call for an input
@@ -364,7 +365,9 @@ class GDN(_GDNLayer):
     gamma_init: float = 0.1,
     channel_axis: int = -1,
     param_dtype: jnp.dtype = jnp.float32,
+    rngs: Any = None,
   ):
+    del rngs
     self._setup(
       num_features,
       None,
@@ -388,18 +391,19 @@ class SpatialGDN(_GDNLayer):
     y_i(p) = \frac{x_i(p)}{\bigl(\beta_i + \sum_{o} \sum_j \gamma_{o, j, i} \,
     |x_j(p + o - c)|^{\alpha}\bigr)^{\epsilon}}
 
-  The arguments are those of :class:`jax_lrn.nnx.SpatialGDN` (less ``rngs``), and the output is
-  :func:`jax_lrn.spatial_gdn` with the layer's settings, equal to the Flax layers'. The array
-  leaves ``raw_beta`` (``(C,)``) and ``raw_gamma`` (``(*window_shape, C, C)``) are
-  reparameterised as for :class:`GDN`; a fresh layer has gamma = ``gamma_init * I`` at the
-  window index ``(k - 1) // 2`` per size ``k`` (the tap that reads the position itself) and 0
-  elsewhere, so it computes what a fresh :class:`GDN` does. An input without the batch axis,
-  e.g. ``(C, H, W)`` with ``channel_axis=0`` (Equinox's convention, under ``jax.vmap``), is
-  normalized as a batch of one.
+  The arguments are those of :class:`jax_lrn.nnx.SpatialGDN` (the signatures are the same), and the
+  output is :func:`jax_lrn.spatial_gdn` with the layer's settings, equal to the Flax layers'. The
+  array leaves ``raw_beta`` (``(C,)``) and ``raw_gamma`` (``(*window_shape, C, C)``) are
+  reparameterised as for :class:`GDN`; a fresh layer has gamma = ``gamma_init * I`` at the window
+  index ``(k - 1) // 2`` per size ``k`` (the tap that reads the position itself) and 0 elsewhere, so
+  it computes what a fresh :class:`GDN` does. An input without the batch axis, e.g. ``(C, H, W)``
+  with ``channel_axis=0`` (Equinox's convention, under ``jax.vmap``), is normalized as a batch of
+  one.
 
   Args:
     num_features: the channel count ``C``.
     window_shape: the window's size per spatial axis, e.g. ``(3, 3)``.
+    rngs: accepted and ignored, as by the NNX layer (the initial parameters are not random).
 
   Raises:
     TypeError, ValueError: at construction for a bad argument; at the first call for an input
@@ -430,7 +434,9 @@ class SpatialGDN(_GDNLayer):
     gamma_init: float = 0.1,
     channel_axis: int = -1,
     param_dtype: jnp.dtype = jnp.float32,
+    rngs: Any = None,
   ):
+    del rngs
     self._setup(
       num_features,
       window_shape,

@@ -55,9 +55,10 @@ def test_every_lrn_argument_with_its_default(library):
     assert f"    {name}: " in doc, f"{name} is not documented"
 
 
-def test_nnx_and_equinox_signatures_are_the_same():
-  ours = inspect.signature(lrn_eqx.LocalResponseNorm.__init__).parameters
-  theirs = inspect.signature(lrn_nnx.LocalResponseNorm.__init__).parameters
+@pytest.mark.parametrize("name", ["LocalResponseNorm", "LocalContrastNorm", "GDN", "SpatialGDN"])
+def test_nnx_and_equinox_signatures_are_the_same(name):
+  ours = inspect.signature(getattr(lrn_eqx, name).__init__).parameters
+  theirs = inspect.signature(getattr(lrn_nnx, name).__init__).parameters
   assert [(p.name, p.kind, p.default) for p in ours.values()] == [
     (p.name, p.kind, p.default) for p in theirs.values()
   ]
