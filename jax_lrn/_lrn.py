@@ -28,6 +28,7 @@ from jax_lrn._window import (
   recomputed_shifts,
   recomputes,
   shifted_by,
+  squares_of_shifts,
   window_extent,
   window_sum,
   window_sum_of_squares,
@@ -199,7 +200,6 @@ def _backward_squares_of_shifts(cfg: WindowConfig, x, alpha, beta, k, g, wanted)
   g, y, s, t, window_sq = _squares_of_shifts_terms(cfg, x, u, alpha, beta, k, g)
   dx = None
   if want_x:
-    u = _widen(x)
     s = k + (alpha / cfg.count) * window_sum_of_squares(x, cfg, u.dtype)
     cross_term = (2.0 * beta * alpha / cfg.count) * u * window_sum(t, cfg, transpose=True)
     dx = divide_by_power(g, s, beta, cfg.static_beta) - cross_term
@@ -225,11 +225,7 @@ def _backward_recomputed(cfg: WindowConfig, x, alpha, beta, k, g, wanted):
     axis = cfg.axes[0]
     cross = None
     for d, shifts in recomputed_shifts(cfg, x.shape[axis]):
-      window_sq = None
-      for e in shifts:
-        v = shifted_by(x, axis, e).astype(u.dtype)
-        window_sq = v * v if window_sq is None else window_sq + v * v
-      s = k + (alpha / cfg.count) * window_sq
+      s = k + (alpha / cfg.count) * squares_of_shifts(x, axis, shifts, u.dtype)
       if d:
         s = s + outside_ones(x.shape, axis, d, u.dtype)
       y = divide_by_power(shifted_by(x, axis, d).astype(u.dtype), s, beta, cfg.static_beta)

@@ -206,14 +206,19 @@ def shifted_sum_along(v, axis: int, pad: tuple[int, int]):
   return out
 
 
-def shifted_squares_along(x, axis: int, pad: tuple[int, int], dtype):
-  """``sum_d x[i + d] ** 2`` along ``axis``, each shifted copy of ``x`` (in its own dtype) widened
-  to ``dtype`` and squared: no array of squares exists for XLA to store."""
+def squares_of_shifts(x, axis: int, offsets, dtype):
+  """``sum_{d in offsets} x[i + d] ** 2`` along ``axis``, each shifted copy of ``x`` (in its own
+  dtype) widened to ``dtype`` and squared: no array of squares exists for XLA to store."""
   out = None
-  for offset in range(-pad[0], pad[1] + 1):
+  for offset in offsets:
     u = shifted_by(x, axis, offset).astype(dtype)
     out = u * u if out is None else out + u * u
   return out
+
+
+def shifted_squares_along(x, axis: int, pad: tuple[int, int], dtype):
+  """``sum_{d=-pad[0]}^{pad[1]} x[i + d] ** 2`` along ``axis`` (:func:`squares_of_shifts`)."""
+  return squares_of_shifts(x, axis, range(-pad[0], pad[1] + 1), dtype)
 
 
 def matmul_sum_along(v, axis: int, pad: tuple[int, int]):
