@@ -649,14 +649,16 @@ def window_centre(window_shape: Sequence[int]) -> tuple[int, ...]:
   return tuple((k - 1) // 2 for k in window_shape)
 
 
-def initial_parameters(
-  num_features: int, gamma_init: float, dtype, window_shape: Sequence[int] = ()
-) -> tuple[jax.Array, jax.Array]:
-  """The stored ``(beta, gamma)`` of a fresh layer (:func:`initial_beta`,
-  :func:`initial_gamma`)."""
-  return initial_beta(num_features, dtype), initial_gamma(
-    num_features, gamma_init, dtype, window_shape
-  )
+def new_layer(
+  num_features, window_shape=None, *, param_dtype, **settings
+) -> tuple[dict[str, Any], jax.Array, jax.Array]:
+  """What a new NNX or Equinox GDN layer keeps: its settings as :func:`check_layer_arguments`
+  returns them (the other keyword arguments are its), and its stored ``raw_beta`` and
+  ``raw_gamma`` (:func:`initial_beta`, :func:`initial_gamma`)."""
+  settings = check_layer_arguments(num_features, window_shape, param_dtype=param_dtype, **settings)
+  count, window = settings["num_features"], settings.get("window_shape", ())
+  raw_beta = initial_beta(count, param_dtype)
+  return settings, raw_beta, initial_gamma(count, settings["gamma_init"], param_dtype, window)
 
 
 def initial_beta(num_features: int, dtype) -> jax.Array:

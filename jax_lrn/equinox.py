@@ -13,8 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from jax_lrn._contrast import DEFAULT_EPS, check_layer_arguments, layer_call
-from jax_lrn._gdn import apply_layer, effective_parameters, initial_parameters
-from jax_lrn._gdn import check_layer_arguments as check_gdn_arguments
+from jax_lrn._gdn import apply_layer, effective_parameters, new_layer
 from jax_lrn._layer import (
   LEARNABLE,
   Learnable,
@@ -291,12 +290,11 @@ class _GDNLayer(eqx.Module):
   raw_gamma: jax.Array
 
   def _setup(self, num_features, window_shape, *, param_dtype, **settings) -> None:
-    settings = check_gdn_arguments(num_features, window_shape, param_dtype=param_dtype, **settings)
+    settings, self.raw_beta, self.raw_gamma = new_layer(
+      num_features, window_shape, param_dtype=param_dtype, **settings
+    )
     for name, value in settings.items():
       setattr(self, name, value)
-    self.raw_beta, self.raw_gamma = initial_parameters(
-      self.num_features, self.gamma_init, param_dtype, settings.get("window_shape", ())
-    )
 
   def values(self) -> dict[str, jax.Array]:
     """The effective ``beta`` and ``gamma`` the layer uses now."""

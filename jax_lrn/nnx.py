@@ -10,8 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jax_lrn._contrast import DEFAULT_EPS, check_layer_arguments, layer_call
-from jax_lrn._gdn import apply_layer, effective_parameters, initial_parameters
-from jax_lrn._gdn import check_layer_arguments as check_gdn_arguments
+from jax_lrn._gdn import apply_layer, effective_parameters, new_layer
 from jax_lrn._layer import (
   LEARNABLE,
   Learnable,
@@ -281,12 +280,11 @@ class _GDNLayer(nnx.Module):
   channel_axis: int
 
   def _setup(self, num_features, window_shape, *, param_dtype, **settings) -> None:
-    settings = check_gdn_arguments(num_features, window_shape, param_dtype=param_dtype, **settings)
+    settings, raw_beta, raw_gamma = new_layer(
+      num_features, window_shape, param_dtype=param_dtype, **settings
+    )
     for name, value in settings.items():
       setattr(self, name, value)
-    raw_beta, raw_gamma = initial_parameters(
-      self.num_features, self.gamma_init, param_dtype, settings.get("window_shape", ())
-    )
     self.raw_beta = nnx.Param(raw_beta)
     self.raw_gamma = nnx.Param(raw_gamma)
 
